@@ -126,7 +126,7 @@ def _contract() -> _Contract:
 
 
 def _constraint_uri(diff_id: str, side: str) -> str:
-    # Same directory as the schema files, so a constraint's relative $ref reaches common.schema.json.
+    # Same directory as the schema files, so a relative $ref reaches common.schema.json.
     return f"{SCHEMA_BASE}generation.{diff_id}.{side}.schema.json"
 
 
@@ -210,8 +210,10 @@ def _schema_uri(kind: str) -> str:
     return str(schema(kind).get("$id") or f"{SCHEMA_BASE}{kind}.schema.json")
 
 
-def validate(kind: str, instance: Any, version: str | Version | None = None) -> list[ValidationIssue]:
-    """Check ``instance`` against ``kind`` as of Ollama ``version`` (None: every generation allowed).
+def validate(
+    kind: str, instance: Any, version: str | Version | None = None
+) -> list[ValidationIssue]:
+    """Check ``instance`` against ``kind`` as of Ollama ``version`` (None: any generation).
 
     Returns the issues, sorted by path; an empty list means the instance holds to the contract.
     """
@@ -331,7 +333,7 @@ def _inline(node: Any, resolver: Any, seen: tuple[int, ...]) -> Any:
 def iter_stream_issues(
     endpoint: str, values: Iterable[Any], version: str | Version | None = None
 ) -> Iterator[tuple[int, ValidationIssue]]:
-    """Validate each line of a generate/chat stream as a chunk or, when ``done``, the final object."""
+    """Validate each generate/chat stream line as a chunk or, when ``done``, the final object."""
     for index, value in enumerate(values):
         done = isinstance(value, dict) and value.get("done") is True
         kind = f"{endpoint}.final" if done else f"{endpoint}.chunk"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -225,7 +225,7 @@ def test_doc_example(example: Example, tally: Tally) -> None:
 
 
 def test_doc_examples_summary(
-    tally: Tally, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+    tally: Tally, request: pytest.FixtureRequest, report_count: Callable[[str], None]
 ) -> None:
     """Prove every manifest example ran through ``test_doc_example`` and say how much was checked.
 
@@ -245,7 +245,6 @@ def test_doc_examples_summary(
         f"checked {len(tally.ids)} seed examples ({tally.objects} JSON objects), "
         f"{tally.errata} errata"
     )
-    with capsys.disabled():
-        print(f"\n{summary}")
+    report_count(summary)
     assert tally.ids == {e.file for e in EXAMPLES}
     assert (tally.objects, tally.errata) == (expected_objects, expected_errata), summary

@@ -10,6 +10,7 @@ are caught here.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +45,10 @@ def _case_id(item: tuple[str, dict[str, Any]]) -> str:
     return f"{kind}:{case.get('name', '?')}"
 
 
-def test_fixture_count() -> None:
+def test_fixture_count(report_count: Callable[[str], None]) -> None:
     """Enough cases over enough kinds that each part of the contract has a negative example."""
     kinds = {kind for kind, _ in CASES}
-    print(f"{len(CASES)} negative cases across {len(kinds)} kinds")
+    report_count(f"{len(CASES)} negative cases across {len(kinds)} kinds, each rejected")
     assert len(CASES) >= MIN_CASES, f"only {len(CASES)} negative cases"
     assert len(kinds) >= MIN_KINDS, f"only {len(kinds)} kinds have negative cases"
 

@@ -26,6 +26,8 @@ COMMAND_MODULES = (
     "conformance.bench.cli",
     "conformance.report_cli",
     "conformance.ollama.cli",
+    "conformance.differential",
+    "conformance.transcripts",
     "conformance.openapi",
 )
 

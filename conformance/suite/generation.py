@@ -31,12 +31,22 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeGuard
 
+import jsonschema
+
 from conformance.client import Client
 from conformance.exchange import Exchange
-from conformance.verdict import assume, assume_json_object, assume_status, check
+from conformance.verdict import (
+    assume,
+    assume_json_object,
+    assume_status,
+    check,
+    expect_json_object,
+    expect_status,
+)
 from conformance.versions import in_range
 
 __all__ = [
+    "ANSWER_SCHEMA",
     "COUNT_FIELDS",
     "DEFAULT_PREDICT",
     "DONE_REASONS",
@@ -50,6 +60,8 @@ __all__ = [
     "SEED",
     "STAT_FIELDS",
     "SUCCESSOR_VARIANT",
+    "TEXT_FIELD",
+    "THINKING_FIELD",
     "TOOL_PROMPT",
     "WEATHER_TOOL",
     "Endpoint",
@@ -61,7 +73,11 @@ __all__ = [
     "assume_successor_runs",
     "body_for",
     "chat_body",
+    "check_json_format",
     "check_model_echo",
+    "check_nonempty_answer",
+    "check_same_answer_twice",
+    "check_thinking_apart",
     "create_from_body",
     "create_successor",
     "describe_errors",
@@ -73,6 +89,8 @@ __all__ = [
     "pick_stop",
     "post",
     "probe_successor",
+    "ps_entries_of",
+    "raw_text",
     "same_model",
     "single",
     "standard_single",
@@ -189,13 +207,23 @@ def post(client: Client, endpoint: Endpoint, body: dict[str, Any]) -> Exchange:
 # Reading answers
 
 
+#: Where each endpoint puts the answer text and the reasoning, spelled as verdicts name them.
+TEXT_FIELD: dict[Endpoint, str] = {"generate": "response", "chat": "message.content"}
+THINKING_FIELD: dict[Endpoint, str] = {"generate": "thinking", "chat": "message.thinking"}
+
+
+def raw_text(obj: Mapping[str, Any], endpoint: Endpoint) -> object:
+    """The answer text field as the server sent it (``response`` or ``message.content``), of
+    whatever type; None when it is missing."""
+    if endpoint == "generate":
+        return obj.get("response")
+    message = obj.get("message")
+    return message.get("content") if isinstance(message, dict) else None
+
+
 def text_of(obj: Mapping[str, Any], endpoint: Endpoint) -> str:
     """The answer text a line carries (``response`` or ``message.content``); '' if none."""
-    if endpoint == "generate":
-        value = obj.get("response")
-    else:
-        message = obj.get("message")
-        value = message.get("content") if isinstance(message, dict) else None
+    value = raw_text(obj, endpoint)
     return value if isinstance(value, str) else ""
 
 
@@ -408,6 +436,126 @@ def tool_exchange(client: Client, model: str, api_version: str, *, stream: bool)
         **no_thinking(api_version),
     )
     return _shared(client, "chat", body)
+
+
+# --------------------------------------------------------------------------------------------
+# Checks generate and chat share (each endpoint's test names its own requirement)
+
+#: A JSON Schema small models can fill in within the token bound.
+ANSWER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"answer": {"type": "string"}},
+    "required": ["answer"],
+}
+
+
+def check_same_answer_twice(client: Client, endpoint: Endpoint, body: dict[str, Any]) -> None:
+    """The same ``stream: false`` request, sent twice, gets the same text (greedy, seeded)."""
+    __tracebackhide__ = True
+    field = TEXT_FIELD[endpoint]
+    first = assume_single(post(client, endpoint, body))
+    second_exchange = post(client, endpoint, body)
+    second = assume_single(second_exchange)
+    check(
+        raw_text(first, endpoint) == raw_text(second, endpoint),
+        expected=f"the same {field} twice: {raw_text(first, endpoint)!r}",
+        actual=f"second {field} {raw_text(second, endpoint)!r}",
+        exchange=second_exchange,
+    )
+
+
+def _ended_answer(client: Client, endpoint: Endpoint, body: dict[str, Any]) -> tuple[Exchange, str]:
+    """The text of a ``stream: false`` answer that must end by itself, or SKIP when it was cut
+    off (a cut answer cannot be judged as complete JSON)."""
+    __tracebackhide__ = True
+    exchange = post(client, endpoint, body)
+    value = assume_single(exchange)
+    assume(
+        value.get("done_reason") == "stop",
+        f"the answer ended with done_reason {value.get('done_reason')!r}, not stop: "
+        f"cut off before it was complete, it cannot be judged",
+    )
+    text = raw_text(value, endpoint)
+    assume(isinstance(text, str), f"{TEXT_FIELD[endpoint]} {text!r} is not a string")
+    return exchange, str(text)
+
+
+def check_json_format(
+    client: Client,
+    endpoint: Endpoint,
+    model: str,
+    api_version: str,
+    schema: dict[str, Any] | None = None,
+) -> None:
+    """``format: "json"`` gives text that parses as JSON; ``format: <schema>`` (``schema``
+    given) gives JSON valid against the schema."""
+    __tracebackhide__ = True
+    form: str | dict[str, Any] = "json" if schema is None else schema
+    if schema is None:
+        prompt = "Give the colour of the sky as a JSON object."
+    else:
+        prompt = "Answer in JSON: what colour is the sky?"
+    body = body_for(
+        endpoint,
+        model,
+        prompt,
+        stream=False,
+        num_predict=MAX_PREDICT,
+        format=form,
+        **no_thinking(api_version),
+    )
+    exchange, text = _ended_answer(client, endpoint, body)
+    field = TEXT_FIELD[endpoint]
+    problem = None
+    try:
+        value = json.loads(text)
+        if schema is not None:
+            jsonschema.validate(value, schema)
+    except (ValueError, jsonschema.ValidationError) as exc:
+        problem = str(exc) if schema is None else str(exc).splitlines()[0]
+    check(
+        problem is None,
+        expected=f"{field} that parses as JSON"
+        if schema is None
+        else f"JSON valid against {json.dumps(schema)}",
+        actual=f"{field} {text!r}: {problem}",
+        exchange=exchange,
+    )
+
+
+def check_nonempty_answer(exchange: Exchange, endpoint: Endpoint) -> None:
+    """A 200 ``stream: false`` answer whose text is a non-empty string."""
+    __tracebackhide__ = True
+    expect_status(exchange, 200)
+    value = expect_json_object(exchange)
+    field = TEXT_FIELD[endpoint]
+    text = raw_text(value, endpoint)
+    check(
+        isinstance(text, str) and text != "",
+        expected=f"a non-empty {field}",
+        actual=f"{field} {text!r}",
+        exchange=exchange,
+    )
+
+
+def check_thinking_apart(client: Client, endpoint: Endpoint, model: str) -> None:
+    """With ``think: true`` the reasoning arrives in its own field, with no tags in the text."""
+    __tracebackhide__ = True
+    body = body_for(endpoint, model, stream=True, num_predict=MAX_PREDICT, think=True)
+    found = stream(client, endpoint, body)
+    field = TEXT_FIELD[endpoint]
+    check(
+        found.thinking != "",
+        expected=f"reasoning in {THINKING_FIELD[endpoint]}",
+        actual=f"no thinking; {field} {found.text!r}",
+        exchange=found.exchange,
+    )
+    check(
+        "<think>" not in found.text and "</think>" not in found.text,
+        expected=f"no thinking tags inside {field}",
+        actual=f"{field} {found.text!r}",
+        exchange=found.exchange,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -665,6 +813,21 @@ def same_model(a: str, b: str) -> bool:
         return name if ":" in name.rsplit("/", 1)[-1] else name + ":latest"
 
     return norm(a) == norm(b)
+
+
+def ps_entries_of(ps: Exchange, model: str) -> list[dict[str, Any]] | None:
+    """The entries of an ``/api/ps`` answer that name ``model`` (see :func:`same_model`); None
+    when the answer holds no model list."""
+    value, _ = ps.json()
+    models = value.get("models") if isinstance(value, dict) else None
+    if not isinstance(models, list):
+        return None
+    return [
+        m
+        for m in models
+        if isinstance(m, dict)
+        and any(same_model(str(m.get(k, "")), model) for k in ("name", "model"))
+    ]
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:

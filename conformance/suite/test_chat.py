@@ -15,12 +15,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import jsonschema
 import pytest
 
 from conformance.client import Client
 from conformance.suite.generation import (
-    MAX_PREDICT,
+    ANSWER_SCHEMA,
     PROMPT,
     TOOL_PROMPT,
     WEATHER_TOOL,
@@ -28,9 +27,13 @@ from conformance.suite.generation import (
     assume_single,
     assume_stream,
     chat_body,
+    check_json_format,
     check_model_echo,
-    no_thinking,
+    check_nonempty_answer,
+    check_same_answer_twice,
+    check_thinking_apart,
     post,
+    raw_text,
     standard_single,
     standard_stream,
     tiny_png_base64,
@@ -47,22 +50,12 @@ from conformance.verdict import (
     expect_status,
 )
 
-ANSWER_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"answer": {"type": "string"}},
-    "required": ["answer"],
-}
 #: The id Ollama 0.12.11+ gives a tool call (ref §8.3).
 TOOL_CALL_ID = re.compile(r"^call_[a-z0-9]{8}$")
 
 
 def _chat(client: Client, body: dict[str, Any]) -> Any:
     return post(client, "chat", body)
-
-
-def _content(value: dict[str, Any]) -> object:
-    message = value.get("message")
-    return message.get("content") if isinstance(message, dict) else None
 
 
 def _expect_done(client: Client, body: dict[str, Any]) -> None:
@@ -144,10 +137,11 @@ def test_role_is_case_insensitive(client: Client, model_for: Callable[[str], str
     exchange = _chat(client, body)
     expect_status(exchange, 200)
     value = assume_json_object(exchange)
+    content, wanted = raw_text(value, "chat"), raw_text(lower, "chat")
     check(
-        _content(value) == _content(lower),
-        expected=f"the answer given to role 'user': {_content(lower)!r}",
-        actual=f"message.content {_content(value)!r}",
+        content == wanted,
+        expected=f"the answer given to role 'user': {wanted!r}",
+        actual=f"message.content {content!r}",
         exchange=exchange,
     )
 
@@ -167,81 +161,21 @@ def test_final_line_carries_a_message(client: Client, model_for: Callable[[str],
 @pytest.mark.requirement("chat.options.seed-deterministic")
 def test_same_seed_same_reply(client: Client, model_for: Callable[[str], str]) -> None:
     body = chat_body(model_for("completion"), stream=False, extra_options={"seed": 101})
-    first = assume_single(_chat(client, body))
-    second_exchange = _chat(client, body)
-    second = assume_single(second_exchange)
-    check(
-        _content(first) == _content(second),
-        expected=f"the same message.content twice: {_content(first)!r}",
-        actual=f"second message.content {_content(second)!r}",
-        exchange=second_exchange,
-    )
-
-
-def _stopped_reply(client: Client, body: dict[str, Any]) -> tuple[Any, str]:
-    """The content of a reply that must end by itself, or SKIP when it was cut off."""
-    exchange = _chat(client, body)
-    value = assume_single(exchange)
-    assume(
-        value.get("done_reason") == "stop",
-        f"the reply ended with done_reason {value.get('done_reason')!r}, not stop: cut off "
-        "before it was complete, it cannot be judged",
-    )
-    content = _content(value)
-    assume(isinstance(content, str), f"message.content {content!r} is not a string")
-    return exchange, str(content)
+    check_same_answer_twice(client, "chat", body)
 
 
 @pytest.mark.requirement("chat.format.json")
 def test_format_json_gives_json(
     client: Client, model_for: Callable[[str], str], api_version: str
 ) -> None:
-    body = chat_body(
-        model_for("completion"),
-        "Give the colour of the sky as a JSON object.",
-        stream=False,
-        num_predict=MAX_PREDICT,
-        format="json",
-        **no_thinking(api_version),
-    )
-    exchange, content = _stopped_reply(client, body)
-    try:
-        json.loads(content)
-        problem = None
-    except ValueError as exc:
-        problem = str(exc)
-    check(
-        problem is None,
-        expected="message.content that parses as JSON",
-        actual=f"message.content {content!r}: {problem}",
-        exchange=exchange,
-    )
+    check_json_format(client, "chat", model_for("completion"), api_version)
 
 
 @pytest.mark.requirement("chat.format.schema")
 def test_format_schema_gives_valid_json(
     client: Client, model_for: Callable[[str], str], api_version: str
 ) -> None:
-    body = chat_body(
-        model_for("completion"),
-        "Answer in JSON: what colour is the sky?",
-        stream=False,
-        num_predict=MAX_PREDICT,
-        format=ANSWER_SCHEMA,
-        **no_thinking(api_version),
-    )
-    exchange, content = _stopped_reply(client, body)
-    try:
-        jsonschema.validate(json.loads(content), ANSWER_SCHEMA)
-        problem = None
-    except (ValueError, jsonschema.ValidationError) as exc:
-        problem = str(exc).splitlines()[0]
-    check(
-        problem is None,
-        expected=f"JSON valid against {json.dumps(ANSWER_SCHEMA)}",
-        actual=f"message.content {content!r}: {problem}",
-        exchange=exchange,
-    )
+    check_json_format(client, "chat", model_for("completion"), api_version, ANSWER_SCHEMA)
 
 
 @pytest.mark.requirement("chat.images.accepted")
@@ -254,15 +188,7 @@ def test_vision_model_accepts_images(client: Client, model_for: Callable[[str], 
         }
     ]
     exchange = _chat(client, chat_body(model_for("vision"), messages=messages, stream=False))
-    expect_status(exchange, 200)
-    value = expect_json_object(exchange)
-    content = _content(value)
-    check(
-        isinstance(content, str) and content != "",
-        expected="a non-empty reply",
-        actual=f"message.content {content!r}",
-        exchange=exchange,
-    )
+    check_nonempty_answer(exchange, "chat")
 
 
 # --------------------------------------------------------------------------------------------
@@ -402,20 +328,7 @@ def test_think_false_is_accepted(client: Client, model_for: Callable[[str], str]
 
 @pytest.mark.requirement("chat.think.output")
 def test_thinking_arrives_in_its_own_field(client: Client, model_for: Callable[[str], str]) -> None:
-    body = chat_body(model_for("thinking"), stream=True, num_predict=MAX_PREDICT, think=True)
-    stream = assume_stream(_chat(client, body), "chat")
-    check(
-        stream.thinking != "",
-        expected="reasoning in message.thinking",
-        actual=f"no thinking; content {stream.text!r}",
-        exchange=stream.exchange,
-    )
-    check(
-        "<think>" not in stream.text and "</think>" not in stream.text,
-        expected="no thinking tags inside message.content",
-        actual=f"content {stream.text!r}",
-        exchange=stream.exchange,
-    )
+    check_thinking_apart(client, "chat", model_for("thinking"))
 
 
 @pytest.mark.requirement("chat.think.level")

@@ -30,7 +30,7 @@ from conformance.suite.generation import (
     assume_stream,
     body_for,
     post,
-    same_model,
+    ps_entries_of,
     standard_single,
     standard_stream,
     stop_probe,
@@ -207,16 +207,8 @@ def test_keep_alive_zero_is_unload(
 
 def _listed(client: Client, model: str) -> tuple[Any, bool | None]:
     ps = client.get("/api/ps")
-    if ps.status != 200:
-        return ps, None
-    value, _ = ps.json()
-    models = value.get("models") if isinstance(value, dict) else None
-    if not isinstance(models, list):
-        return ps, None
-    return ps, any(
-        isinstance(m, dict) and any(same_model(str(m.get(k, "")), model) for k in ("name", "model"))
-        for m in models
-    )
+    entries = ps_entries_of(ps, model) if ps.status == 200 else None
+    return ps, None if entries is None else bool(entries)
 
 
 @pytest.mark.requirement("done_reason.unload.leaves-ps")

@@ -16,26 +16,28 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import jsonschema
 import pytest
 
 from conformance.client import Client
 from conformance.suite.generation import (
+    ANSWER_SCHEMA,
     IDENTITY_TEMPLATE,
-    MAX_PREDICT,
     PROBE_PREDICT,
     PROBE_PROMPT,
     assume_single,
     assume_stream,
     assume_successor_runs,
+    check_json_format,
     check_model_echo,
+    check_nonempty_answer,
+    check_same_answer_twice,
+    check_thinking_apart,
     create_successor,
     generate_body,
-    no_thinking,
     parse_rfc3339,
     post,
     probe_successor,
-    same_model,
+    ps_entries_of,
     standard_single,
     standard_stream,
     stop_probe,
@@ -52,13 +54,6 @@ from conformance.verdict import (
     expect_json_object,
     expect_status,
 )
-
-#: A JSON Schema small models can fill in within the token bound.
-ANSWER_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"answer": {"type": "string"}},
-    "required": ["answer"],
-}
 
 
 def _generate(client: Client, body: dict[str, Any]) -> Any:
@@ -238,15 +233,7 @@ def test_request_system_replaces_the_model_system(
 @pytest.mark.requirement("generate.options.seed-deterministic")
 def test_same_seed_same_text(client: Client, model_for: Callable[[str], str]) -> None:
     body = generate_body(model_for("completion"), stream=False)
-    first = assume_single(_generate(client, body))
-    second_exchange = _generate(client, body)
-    second = assume_single(second_exchange)
-    check(
-        first.get("response") == second.get("response"),
-        expected=f"the same response twice: {first.get('response')!r}",
-        actual=f"second response {second.get('response')!r}",
-        exchange=second_exchange,
-    )
+    check_same_answer_twice(client, "generate", body)
 
 
 @pytest.mark.requirement("generate.options.num-predict")
@@ -294,70 +281,18 @@ def test_unknown_option_is_ignored(client: Client, model_for: Callable[[str], st
     )
 
 
-def _stopped_answer(client: Client, body: dict[str, Any]) -> tuple[Any, str]:
-    """The response of a request that must end by itself, or SKIP when it was cut off."""
-    exchange = _generate(client, body)
-    value = assume_single(exchange)
-    assume(
-        value.get("done_reason") == "stop",
-        f"the answer ended with done_reason {value.get('done_reason')!r}, not stop: "
-        f"cut off before it was complete, it cannot be judged",
-    )
-    response = value.get("response")
-    assume(isinstance(response, str), f"response {response!r} is not a string")
-    return exchange, str(response)
-
-
 @pytest.mark.requirement("generate.format.json")
 def test_format_json_gives_json(
     client: Client, model_for: Callable[[str], str], api_version: str
 ) -> None:
-    body = generate_body(
-        model_for("completion"),
-        "Give the colour of the sky as a JSON object.",
-        stream=False,
-        num_predict=MAX_PREDICT,
-        format="json",
-        **no_thinking(api_version),
-    )
-    exchange, response = _stopped_answer(client, body)
-    try:
-        json.loads(response)
-        problem = None
-    except ValueError as exc:
-        problem = str(exc)
-    check(
-        problem is None,
-        expected="a response that parses as JSON",
-        actual=f"response {response!r}: {problem}",
-        exchange=exchange,
-    )
+    check_json_format(client, "generate", model_for("completion"), api_version)
 
 
 @pytest.mark.requirement("generate.format.schema")
 def test_format_schema_gives_valid_json(
     client: Client, model_for: Callable[[str], str], api_version: str
 ) -> None:
-    body = generate_body(
-        model_for("completion"),
-        "Answer in JSON: what colour is the sky?",
-        stream=False,
-        num_predict=MAX_PREDICT,
-        format=ANSWER_SCHEMA,
-        **no_thinking(api_version),
-    )
-    exchange, response = _stopped_answer(client, body)
-    try:
-        jsonschema.validate(json.loads(response), ANSWER_SCHEMA)
-        problem = None
-    except (ValueError, jsonschema.ValidationError) as exc:
-        problem = str(exc).splitlines()[0]
-    check(
-        problem is None,
-        expected=f"JSON valid against {json.dumps(ANSWER_SCHEMA)}",
-        actual=f"response {response!r}: {problem}",
-        exchange=exchange,
-    )
+    check_json_format(client, "generate", model_for("completion"), api_version, ANSWER_SCHEMA)
 
 
 @pytest.mark.requirement("generate.images.accepted")
@@ -368,16 +303,7 @@ def test_vision_model_accepts_images(client: Client, model_for: Callable[[str], 
         stream=False,
         images=[tiny_png_base64()],
     )
-    exchange = _generate(client, body)
-    expect_status(exchange, 200)
-    value = expect_json_object(exchange)
-    response = value.get("response")
-    check(
-        isinstance(response, str) and response != "",
-        expected="a non-empty response",
-        actual=f"response {response!r}",
-        exchange=exchange,
-    )
+    check_nonempty_answer(_generate(client, body), "generate")
 
 
 @pytest.mark.requirement("generate.load.empty-prompt")
@@ -419,12 +345,7 @@ def test_negative_keep_alive_keeps_the_model(
         ps = client.get("/api/ps")
         assume_status(ps, 200)
         listing = assume_json_object(ps).get("models")
-        entries = [
-            m
-            for m in listing or []
-            if isinstance(m, dict)
-            and any(same_model(str(m.get(k, "")), model) for k in ("name", "model"))
-        ]
+        entries = ps_entries_of(ps, model) or []
         check(
             bool(entries),
             expected=f"/api/ps lists {model!r} after keep_alive -1",
@@ -453,20 +374,7 @@ def test_think_false_is_accepted(client: Client, model_for: Callable[[str], str]
 
 @pytest.mark.requirement("generate.think.output")
 def test_thinking_arrives_in_its_own_field(client: Client, model_for: Callable[[str], str]) -> None:
-    body = generate_body(model_for("thinking"), stream=True, num_predict=MAX_PREDICT, think=True)
-    stream = assume_stream(_generate(client, body), "generate")
-    check(
-        stream.thinking != "",
-        expected="reasoning in the thinking field of the lines",
-        actual=f"no thinking; response {stream.text!r}",
-        exchange=stream.exchange,
-    )
-    check(
-        "<think>" not in stream.text and "</think>" not in stream.text,
-        expected="no thinking tags inside response",
-        actual=f"response {stream.text!r}",
-        exchange=stream.exchange,
-    )
+    check_thinking_apart(client, "generate", model_for("thinking"))
 
 
 @pytest.mark.requirement("generate.suffix.insert")

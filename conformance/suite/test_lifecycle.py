@@ -86,11 +86,18 @@ def scratch_models(
     models.close()
 
 
-def _tags(client: Client) -> dict[str, dict[str, Any]]:
-    """``/api/tags`` by normalised name; skip when it gives no list (models.tags judges that)."""
-    listed = scratch.tags_by_name(client.get("/api/tags"))
+def _tags_answer(client: Client) -> tuple[Exchange, dict[str, dict[str, Any]]]:
+    """``/api/tags`` and its entries by normalised name; skip when it gives no list (models.tags
+    judges that)."""
+    exchange = client.get("/api/tags")
+    listed = scratch.tags_by_name(exchange)
     assume(listed is not None, "/api/tags gave no model list (judged by models.tags.status)")
-    return listed or {}
+    return exchange, listed or {}
+
+
+def _tags(client: Client) -> dict[str, dict[str, Any]]:
+    """``/api/tags`` by normalised name (see :func:`_tags_answer`)."""
+    return _tags_answer(client)[1]
 
 
 def _show(client: Client, name: str) -> tuple[Exchange, dict[str, Any]]:
@@ -102,6 +109,41 @@ def _show(client: Client, name: str) -> tuple[Exchange, dict[str, Any]]:
 
 def _create(client: Client, body: dict[str, Any]) -> Exchange:
     return client.post("/api/create", json=body)
+
+
+def _expect_created(exchange: Exchange, request: str) -> None:
+    """The create ``request`` (described for the verdict) succeeded."""
+    __tracebackhide__ = True
+    check(
+        scratch.create_succeeded(exchange),
+        expected=f"{request} succeeds",
+        actual=scratch.create_problem(exchange),
+        exchange=exchange,
+    )
+
+
+def _expect_system(client: Client, name: str, system: str, what: str = "system") -> None:
+    """``/api/show`` of ``name`` reports ``system`` (``what`` names it in the verdict)."""
+    __tracebackhide__ = True
+    show, body = _show(client, name)
+    check(
+        body.get("system") == system,
+        expected=f"/api/show reports {what} {json.dumps(system)}",
+        actual=f"system {body.get('system')!r}",
+        exchange=show,
+    )
+
+
+def _expect_empty_200(exchange: Exchange) -> None:
+    """Status 200 and no body at all (copy and delete answer nothing on success)."""
+    __tracebackhide__ = True
+    expect_status(exchange, 200)
+    check(
+        exchange.body == b"",
+        expected="status 200 with an empty body",
+        actual=f"body {exchange.text_preview(120)!r}",
+        exchange=exchange,
+    )
 
 
 def _unchanged(before: dict[str, Any], after: dict[str, Any], exchange: Exchange) -> None:
@@ -156,10 +198,8 @@ def test_create_from_files_without_stream(scratch_models: ScratchModels) -> None
 
 @pytest.mark.requirement("lifecycle.create.listed")
 def test_created_model_is_listed_with_latest_tag(client: Client, base: str) -> None:
-    exchange = client.get("/api/tags")
-    listed = scratch.tags_by_name(exchange)
-    assume(listed is not None, "/api/tags gave no model list (judged by models.tags.status)")
-    names = [entry.get("name") for entry in (listed or {}).values() if isinstance(entry, dict)]
+    exchange, listed = _tags_answer(client)
+    names = [entry.get("name") for entry in listed.values() if isinstance(entry, dict)]
     wanted = f"{base}:latest"
     check(
         any(isinstance(n, str) and n.lower() == wanted.lower() for n in names),
@@ -200,19 +240,8 @@ def test_create_from_existing_model_with_system(
     client: Client, base: str, scratch_models: ScratchModels
 ) -> None:
     name, exchange = scratch_models.create_from(base, system="S")
-    check(
-        scratch.create_succeeded(exchange),
-        expected=f'create {{"model": {name!r}, "from": {base!r}, "system": "S"}} succeeds',
-        actual=scratch.create_problem(exchange),
-        exchange=exchange,
-    )
-    show, body = _show(client, name)
-    check(
-        body.get("system") == "S",
-        expected='/api/show reports system "S"',
-        actual=f"system {body.get('system')!r}",
-        exchange=show,
-    )
+    _expect_created(exchange, f'create {{"model": {name!r}, "from": {base!r}, "system": "S"}}')
+    _expect_system(client, name, "S")
 
 
 @pytest.mark.requirement("lifecycle.create.template")
@@ -277,19 +306,8 @@ def test_create_keeps_the_messages(client: Client, scratch_models: ScratchModels
 def test_create_again_replaces_the_model(client: Client, scratch_models: ScratchModels) -> None:
     name = scratch_models.model(system="first")
     _, exchange = scratch_models.create_files(name, system="second")
-    check(
-        scratch.create_succeeded(exchange),
-        expected=f"a second create of {name} succeeds",
-        actual=scratch.create_problem(exchange),
-        exchange=exchange,
-    )
-    show, body = _show(client, name)
-    check(
-        body.get("system") == "second",
-        expected='/api/show reports the new system "second"',
-        actual=f"system {body.get('system')!r}",
-        exchange=show,
-    )
+    _expect_created(exchange, f"a second create of {name}")
+    _expect_system(client, name, "second", what="the new system")
 
 
 @pytest.mark.requirement("lifecycle.create.name-alias")
@@ -298,12 +316,7 @@ def test_create_accepts_name_for_the_target(
 ) -> None:
     name = scratch_models.name()
     exchange = _create(client, {"name": name, "from": base, "stream": False})
-    check(
-        scratch.create_succeeded(exchange),
-        expected=f'create {{"name": {name!r}, "from": {base!r}}} succeeds',
-        actual=scratch.create_problem(exchange),
-        exchange=exchange,
-    )
+    _expect_created(exchange, f'create {{"name": {name!r}, "from": {base!r}}}')
     show = client.post("/api/show", json={"model": name})
     check(
         show.status == 200,
@@ -431,14 +444,7 @@ def test_legacy_modelfile_is_no_longer_read(
 @pytest.mark.requirement("lifecycle.copy.success")
 def test_copy_answers_200_empty(client: Client, base: str, scratch_models: ScratchModels) -> None:
     destination = scratch_models.name()
-    exchange = client.post("/api/copy", json={"source": base, "destination": destination})
-    expect_status(exchange, 200)
-    check(
-        exchange.body == b"",
-        expected="status 200 with an empty body",
-        actual=f"body {exchange.text_preview(120)!r}",
-        exchange=exchange,
-    )
+    _expect_empty_200(client.post("/api/copy", json={"source": base, "destination": destination}))
 
 
 @pytest.mark.requirement("lifecycle.copy.same-model")
@@ -448,14 +454,12 @@ def test_copy_lists_the_same_model(
     destination = scratch_models.name()
     copied = client.post("/api/copy", json={"source": base, "destination": destination})
     assume_status(copied, 200)
-    exchange = client.get("/api/tags")
-    listed = scratch.tags_by_name(exchange)
-    assume(listed is not None, "/api/tags gave no model list (judged by models.tags.status)")
-    source = (listed or {}).get(normalize_name(base))
+    exchange, listed = _tags_answer(client)
+    source = listed.get(normalize_name(base))
     assume(source is not None, f"/api/tags does not list the source {base}")
     keys = ("digest", "size", "details")
     wanted = {k: (source or {}).get(k) for k in keys}
-    entry = (listed or {}).get(normalize_name(destination))
+    entry = listed.get(normalize_name(destination))
     got = None if entry is None else {k: entry.get(k) for k in keys}
     check(
         got == wanted,
@@ -528,13 +532,7 @@ def _gone(client: Client, name: str, exchange: Exchange) -> None:
 def test_delete_removes_the_model(client: Client, scratch_models: ScratchModels) -> None:
     name = scratch_models.model()
     exchange = client.delete("/api/delete", json={"model": name})
-    expect_status(exchange, 200)
-    check(
-        exchange.body == b"",
-        expected="status 200 with an empty body",
-        actual=f"body {exchange.text_preview(120)!r}",
-        exchange=exchange,
-    )
+    _expect_empty_200(exchange)
     _gone(client, name, exchange)
     show = client.post("/api/show", json={"model": name})
     check(

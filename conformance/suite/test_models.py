@@ -83,12 +83,27 @@ def _tags_entries(client: Client) -> tuple[Exchange, list[dict[str, Any]]]:
     return exchange, [m for m in models if isinstance(m, dict)] if isinstance(models, list) else []
 
 
+def _installed(client: Client) -> tuple[Exchange, list[dict[str, Any]]]:
+    """The /api/tags entries; skip when there is none (nothing to judge)."""
+    exchange, entries = _tags_entries(client)
+    assume(bool(entries), "no model is installed")
+    return exchange, entries
+
+
 def _local(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Entries worth asking /api/show about: not cloud-proxied (that would reach ollama.com)."""
     chosen = [
         e for e in entries if isinstance(e.get("name"), str) and not is_cloud_model(e["name"])
     ]
     return chosen[:MAX_MODELS]
+
+
+def _local_models(client: Client) -> list[dict[str, Any]]:
+    """The /api/tags entries worth showing (see :func:`_local`); skip when there is none."""
+    _, entries = _tags_entries(client)
+    local = _local(entries)
+    assume(bool(local), "no local model to show")
+    return local
 
 
 def _show(client: Client, name: str, **extra: Any) -> tuple[Exchange, dict[str, Any]]:
@@ -215,8 +230,7 @@ def test_tags_lists_models_array(client: Client, api_version: str) -> None:
 
 @pytest.mark.requirement("models.tags.entry-fields")
 def test_tags_entries_have_basic_fields(client: Client) -> None:
-    exchange, entries = _tags_entries(client)
-    assume(bool(entries), "no model is installed")
+    exchange, entries = _installed(client)
     bad = [
         json.dumps(e)[:160]
         for e in entries
@@ -237,8 +251,7 @@ def test_tags_entries_have_basic_fields(client: Client) -> None:
 
 @pytest.mark.requirement("models.tags.model-field")
 def test_tags_model_equals_name(client: Client) -> None:
-    exchange, entries = _tags_entries(client)
-    assume(bool(entries), "no model is installed")
+    exchange, entries = _installed(client)
     bad = [(e.get("name"), e.get("model")) for e in entries if e.get("model") != e.get("name")]
     check(
         not bad,
@@ -250,8 +263,7 @@ def test_tags_model_equals_name(client: Client) -> None:
 
 @pytest.mark.requirement("models.tags.name-tagged")
 def test_tags_names_are_tagged_and_short(client: Client) -> None:
-    exchange, entries = _tags_entries(client)
-    assume(bool(entries), "no model is installed")
+    exchange, entries = _installed(client)
 
     def well_formed(name: object) -> bool:
         if not isinstance(name, str):
@@ -275,8 +287,7 @@ def test_tags_names_are_tagged_and_short(client: Client) -> None:
 
 @pytest.mark.requirement("models.tags.digest-format")
 def test_tags_digests_are_bare_hex(client: Client) -> None:
-    exchange, entries = _tags_entries(client)
-    assume(bool(entries), "no model is installed")
+    exchange, entries = _installed(client)
     bad = [
         (e.get("name"), e.get("digest"))
         for e in entries
@@ -306,8 +317,7 @@ def _details_problem(details: object) -> str | None:
 
 @pytest.mark.requirement("models.tags.details")
 def test_tags_entries_have_details(client: Client) -> None:
-    exchange, entries = _tags_entries(client)
-    assume(bool(entries), "no model is installed")
+    exchange, entries = _installed(client)
     bad = [
         f"{e.get('name')}: {problem}"
         for e in entries
@@ -370,8 +380,7 @@ def _capabilities_problem(value: object) -> str | None:
 
 @pytest.mark.requirement("models.tags.capabilities")
 def test_tags_capabilities(client: Client) -> None:
-    exchange, entries = _tags_entries(client)
-    assume(bool(entries), "no model is installed")
+    exchange, entries = _installed(client)
     carrying = [e for e in entries if "capabilities" in e]
     check(
         bool(carrying),
@@ -605,9 +614,7 @@ def test_show_model_info_has_architecture(client: Client, target: Target) -> Non
 
 @pytest.mark.requirement("models.show.model-info-always")
 def test_show_always_has_model_info(client: Client) -> None:
-    _, entries = _tags_entries(client)
-    local = _local(entries)
-    assume(bool(local), "no local model to show")
+    local = _local_models(client)
     missing: list[str] = []
     last: Exchange | None = None
     for entry in local:
@@ -731,9 +738,7 @@ def test_show_tensors_shape(client: Client, target: Target) -> None:
 
 @pytest.mark.requirement("models.show.details-match-tags")
 def test_show_details_match_tags(client: Client) -> None:
-    _, entries = _tags_entries(client)
-    local = _local(entries)
-    assume(bool(local), "no local model to show")
+    local = _local_models(client)
     mismatches: list[str] = []
     last: Exchange | None = None
     for entry in local:
@@ -760,9 +765,7 @@ def test_show_details_match_tags(client: Client) -> None:
 
 @pytest.mark.requirement("models.identity.tags-resolvable")
 def test_every_listed_model_can_be_shown(client: Client) -> None:
-    _, entries = _tags_entries(client)
-    local = _local(entries)
-    assume(bool(local), "no local model to show")
+    local = _local_models(client)
     failed: list[tuple[str, Exchange]] = []
     for entry in local:
         exchange = client.post("/api/show", json={"model": entry["name"]})

@@ -44,6 +44,8 @@ from hypothesis_jsonschema import from_schema
 from conformance.client import Bounds, Client
 from conformance.contract import bundled, iter_stream_issues, schemas_dir, validate
 from conformance.exchange import Exchange
+from conformance.suite.bad_inputs import installed_or_absent
+from conformance.suite.scratch import ABSENT_MODEL
 from conformance.target import Target
 from conformance.verdict import (
     RequirementFailure,
@@ -72,8 +74,8 @@ MAX_TOOL_CALLS_BYTES = 200
 #: One property request may take this long at most (the run's --total-timeout can lower it).
 PROPERTY_TOTAL_TIMEOUT = 60.0
 
-#: Used where an endpoint has no model of the needed kind: well-formed and never installed.
-ABSENT_MODEL = "conformance-absent-model"
+#: The first version with each endpoint that is younger than the API itself.
+ENDPOINT_SINCE: dict[str, str] = {"chat": "0.1.14", "embed": "0.2.6"}
 
 #: Sampling options a drawn request keeps, clamped into ranges every runner accepts.
 OPTION_RANGES: dict[str, tuple[float, float]] = {
@@ -454,10 +456,6 @@ def judge_client_error(exchange: Exchange, what: str) -> None:
     )
 
 
-def _model_or_absent(target: Target, capability: str) -> str:
-    return target.model_for(capability) or ABSENT_MODEL
-
-
 def _any_model(target: Target) -> str | None:
     for capability in ("completion", "embedding"):
         name = target.model_for(capability)
@@ -471,32 +469,26 @@ def _any_model(target: Target) -> str | None:
 # Valid requests
 
 
-@pytest.mark.requirement("properties.generate.valid-requests")
-def test_drawn_generate_requests_are_answered(
-    client: Client, model_for: Callable[[str], str], api_version: str
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        pytest.param(
+            "generate", marks=pytest.mark.requirement("properties.generate.valid-requests")
+        ),
+        pytest.param("chat", marks=pytest.mark.requirement("properties.chat.valid-requests")),
+    ],
+)
+def test_drawn_generation_requests_are_answered(
+    client: Client, model_for: Callable[[str], str], api_version: str, endpoint: str
 ) -> None:
     model = model_for("completion")
     bounds = property_bounds(client)
 
     def prop(request: dict[str, Any]) -> None:
-        exchange = client.post("/api/generate", json=request, bounds=bounds)
-        judge_generation(exchange, "generate", api_version)
+        exchange = client.post(f"/api/{endpoint}", json=request, bounds=bounds)
+        judge_generation(exchange, endpoint, api_version)
 
-    run_property(prop, valid_requests("generate", model, api_version))
-
-
-@pytest.mark.requirement("properties.chat.valid-requests")
-def test_drawn_chat_requests_are_answered(
-    client: Client, model_for: Callable[[str], str], api_version: str
-) -> None:
-    model = model_for("completion")
-    bounds = property_bounds(client)
-
-    def prop(request: dict[str, Any]) -> None:
-        exchange = client.post("/api/chat", json=request, bounds=bounds)
-        judge_generation(exchange, "chat", api_version)
-
-    run_property(prop, valid_requests("chat", model, api_version))
+    run_property(prop, valid_requests(endpoint, model, api_version))
 
 
 def _expected_vectors(request: dict[str, Any]) -> int:
@@ -676,10 +668,10 @@ def test_wrong_field_types_are_client_errors(
 ) -> None:
     bounds = property_bounds(client)
     models = {
-        "generate": _model_or_absent(target, "completion"),
-        "chat": _model_or_absent(target, "completion"),
-        "embed": _model_or_absent(target, "embedding"),
-        "embeddings": _model_or_absent(target, "embedding"),
+        "generate": installed_or_absent(target, "completion"),
+        "chat": installed_or_absent(target, "completion"),
+        "embed": installed_or_absent(target, "embedding"),
+        "embeddings": installed_or_absent(target, "embedding"),
         "show": _any_model(target) or ABSENT_MODEL,
     }
     fields = {
@@ -687,7 +679,7 @@ def test_wrong_field_types_are_client_errors(
             name for name, (_, since) in table.items() if in_range(api_version, since, None)
         )
         for endpoint, table in WRONG_TYPE_FIELDS.items()
-        if in_range(api_version, {"chat": "0.1.14", "embed": "0.2.6"}.get(endpoint), None)
+        if in_range(api_version, ENDPOINT_SINCE.get(endpoint), None)
     }
 
     @st.composite
@@ -745,11 +737,7 @@ def decodes_to_object(body: bytes) -> bool:
 @pytest.mark.requirement("properties.body.random-bytes")
 def test_non_json_bodies_are_client_errors(client: Client, api_version: str) -> None:
     bounds = property_bounds(client)
-    endpoints = [
-        e
-        for e in JSON_ENDPOINTS
-        if in_range(api_version, {"chat": "0.1.14", "embed": "0.2.6"}.get(e), None)
-    ]
+    endpoints = [e for e in JSON_ENDPOINTS if in_range(api_version, ENDPOINT_SINCE.get(e), None)]
     bodies = st.one_of(st.sampled_from(NOT_JSON_SAMPLES), st.binary(max_size=48)).filter(
         lambda b: not decodes_to_object(b)
     )

@@ -22,6 +22,7 @@ from conformance.contract import iter_stream_issues
 from conformance.exchange import Exchange, parse_json
 from conformance.suite.generation import (
     STAT_FIELDS,
+    TEXT_FIELD,
     Endpoint,
     assume_single,
     assume_stream,
@@ -29,6 +30,7 @@ from conformance.suite.generation import (
     create_from_body,
     describe_errors,
     post,
+    raw_text,
     standard_single,
     standard_stream,
     stat_keys,
@@ -120,6 +122,13 @@ def _line_problems(body: bytes, limit: int = 3) -> list[str]:
     )
 
 
+def _check_lines(exchange: Exchange, expected: str = "one JSON object per line") -> None:
+    """FAIL unless the body is NDJSON of objects (see :func:`_line_problems`)."""
+    __tracebackhide__ = True
+    problems = _line_problems(exchange.body)
+    check(not problems, expected=expected, actual="; ".join(problems), exchange=exchange)
+
+
 def _shape_problem(obj: object, endpoint: Endpoint) -> str | None:
     """Why a line is not a token chunk (``done: false`` plus its text), or None."""
     if not isinstance(obj, dict):
@@ -168,13 +177,7 @@ def test_stream_is_the_default(
         actual=f"Content-Type {exchange.headers.get('content-type')!r}",
         exchange=exchange,
     )
-    problems = _line_problems(exchange.body)
-    check(
-        not problems,
-        expected="one JSON object per line",
-        actual="; ".join(problems),
-        exchange=exchange,
-    )
+    _check_lines(exchange)
 
 
 @_endpoints("lines")
@@ -183,13 +186,9 @@ def test_every_line_is_one_object(
 ) -> None:
     exchange = standard_stream(client, endpoint, model_for("completion"))
     assume_status(exchange, 200)
-    problems = _line_problems(exchange.body)
-    check(
-        not problems,
-        expected="every line one JSON object followed by \\n (no blank lines, no SSE framing, "
-        "no sentinel)",
-        actual="; ".join(problems),
-        exchange=exchange,
+    _check_lines(
+        exchange,
+        "every line one JSON object followed by \\n (no blank lines, no SSE framing, no sentinel)",
     )
 
 
@@ -305,13 +304,8 @@ def test_stream_false_gives_one_object(
         actual=f"done {value.get('done')!r}",
         exchange=exchange,
     )
-    where = "response" if endpoint == "generate" else "message.content"
-    message = value.get("message")
-    text = (
-        value.get("response")
-        if endpoint == "generate"
-        else (message.get("content") if isinstance(message, dict) else None)
-    )
+    where = TEXT_FIELD[endpoint]
+    text = raw_text(value, endpoint)
     check(
         isinstance(text, str),
         expected=f"the whole text in {where} (a string)",
@@ -328,7 +322,7 @@ def test_stream_false_equals_the_joined_stream(
     stream = assume_stream(standard_stream(client, endpoint, model), endpoint)
     single = standard_single(client, endpoint, model)
     value = assume_single(single)
-    where = "response" if endpoint == "generate" else "message.content"
+    where = TEXT_FIELD[endpoint]
     whole = text_of(value, endpoint)
     check(
         whole == stream.text,
@@ -427,13 +421,7 @@ def test_create_streams_status_lines(
     exchange = _create(client, scratch_name, model_for("completion"), api_version, stream=None)
     expect_status(exchange, 200)
     expect_content_type(exchange, NDJSON)
-    problems = _line_problems(exchange.body)
-    check(
-        not problems,
-        expected="one JSON object per line",
-        actual="; ".join(problems),
-        exchange=exchange,
-    )
+    _check_lines(exchange)
     values = exchange.values
     check(bool(values), expected="status lines", actual="an empty body", exchange=exchange)
     for number, value in enumerate(values, start=1):

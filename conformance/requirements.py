@@ -46,6 +46,10 @@ AREAS: tuple[str, ...] = (
     "safety",
 )
 
+#: Environment variable naming another catalogue file, read by :func:`load_catalogue` when it is
+#: given no path (tests and forks use it to judge against their own requirements).
+CATALOGUE_ENV = "OLLAMA_CONFORMANCE_CATALOGUE"
+
 #: Verdict strength: a broken MUST fails, a broken SHOULD warns, a missing MAY is only reported.
 LEVELS: tuple[str, ...] = ("MUST", "SHOULD", "MAY")
 
@@ -208,13 +212,23 @@ def default_path() -> Path:
     return schemas_dir() / "requirements.toml"
 
 
-def load_catalogue(path: str | os.PathLike[str] | None = None) -> Catalogue:
-    """Load and validate a catalogue (default: the shipped one); raise CatalogueError if malformed.
+def catalogue_path() -> Path:
+    """The file :func:`load_catalogue` reads when given no path.
 
-    The result is cached per file and content version, so every test module can call this freely
-    while an edited file is still picked up.
+    ``$OLLAMA_CONFORMANCE_CATALOGUE`` when it is set and not empty, else the shipped catalogue.
     """
-    resolved = Path(path) if path is not None else default_path()
+    override = os.environ.get(CATALOGUE_ENV)
+    return Path(override) if override else default_path()
+
+
+def load_catalogue(path: str | os.PathLike[str] | None = None) -> Catalogue:
+    """Load and validate a catalogue; raise CatalogueError if it is unreadable or malformed.
+
+    Without ``path`` it loads :func:`catalogue_path`: ``$OLLAMA_CONFORMANCE_CATALOGUE`` if set,
+    else the shipped catalogue. The result is cached per file and content version, so every test
+    module can call this freely while an edited file is still picked up.
+    """
+    resolved = Path(path) if path is not None else catalogue_path()
     try:
         stat = resolved.stat()
     except OSError as exc:

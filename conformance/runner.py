@@ -132,6 +132,13 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--run-id", metavar="ID", help="run id (default: time + random)")
     parser.add_argument(
+        "--examples",
+        metavar="N",
+        type=int,
+        help="hypothesis examples per property test "
+        "(default: $OLLAMA_CONFORMANCE_EXAMPLES, else 25)",
+    )
+    parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="one line per test (repeat for more)"
     )
     parser.set_defaults(handler=run_command)
@@ -162,6 +169,15 @@ def _validate(args: argparse.Namespace) -> None:
         if value is not None and value <= 0:
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"{flag} must be a positive number of seconds, got {value:g}")
+    if args.examples is not None and args.examples < 1:
+        raise UsageError(f"--examples must be at least 1, got {args.examples}; pass e.g. 25")
+    if args.examples is None:  # the plugin falls back on $OLLAMA_CONFORMANCE_EXAMPLES
+        from conformance.plugin_options import example_count
+
+        try:
+            example_count(None)
+        except pytest.UsageError as exc:
+            raise UsageError(str(exc).removeprefix("ollama-conformance: ")) from None
     if args.expect:
         try:
             load_expectations(args.expect)
@@ -170,11 +186,9 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def _catalogue() -> Any:
-    from conformance.plugin import CATALOGUE_ENV
     from conformance.requirements import load_catalogue
 
-    path = os.environ.get(CATALOGUE_ENV)
-    return load_catalogue(path) if path else load_catalogue()
+    return load_catalogue()  # honours $OLLAMA_CONFORMANCE_CATALOGUE
 
 
 def _check_areas(areas: list[str], catalogue: Any) -> None:
@@ -280,6 +294,7 @@ def build_pytest_args(args: argparse.Namespace, ini: Path) -> list[str]:
         "--total-timeout": args.timeout,
         "--connect-timeout": args.connect_timeout,
         "--read-timeout": args.read_timeout,
+        "--conformance-examples": args.examples,
     }
     for flag, value in pairs.items():
         if value is not None:

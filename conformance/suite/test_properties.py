@@ -15,7 +15,8 @@ bounded (``options.num_predict`` at most 5, sampling options clamped, no ``num_c
 a model feature (``suffix``, ``template``, ``context``, ``images``, ``tools``, ``think``
 other than false, non-JSON ``format``) are left out.
 
-Budget and replay: each property runs ``OLLAMA_CONFORMANCE_EXAMPLES`` examples (default 25) with
+Budget and replay: each property runs ``--conformance-examples`` examples (default:
+``OLLAMA_CONFORMANCE_EXAMPLES``, else 25; ``ollama-conformance run --examples N``) with
 no example database, no deadline and no shrinking (every shrink step is another request to a
 server that may be slow; set ``OLLAMA_CONFORMANCE_SHRINK=1`` to shrink). Every failure names the
 seed and hypothesis's reproduction blob: rerun with ``--hypothesis-seed=N`` (or add ``@seed(N)``)
@@ -31,7 +32,8 @@ import math
 import os
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import hypothesis
@@ -44,6 +46,7 @@ from hypothesis_jsonschema import from_schema
 from conformance.client import Bounds, Client
 from conformance.contract import bundled, iter_stream_issues, schemas_dir, validate
 from conformance.exchange import Exchange
+from conformance.plugin import run_state
 from conformance.suite.bad_inputs import installed_or_absent
 from conformance.suite.scratch import ABSENT_MODEL
 from conformance.target import Target
@@ -101,8 +104,25 @@ PATH_SAFE = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~:
 # Running a property: settings, seed, failure text
 
 
+#: The run's ``--conformance-examples``, set around each test of this module.
+_RUN_EXAMPLES: ContextVar[int | None] = ContextVar("run_examples", default=None)
+
+
+@pytest.fixture(autouse=True)
+def _run_examples(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Make :func:`example_count` answer the plugin's ``--conformance-examples``."""
+    state = run_state(request.config)
+    token = _RUN_EXAMPLES.set(state.settings.examples if state is not None else None)
+    yield
+    _RUN_EXAMPLES.reset(token)
+
+
 def example_count() -> int:
-    """How many examples each property draws (``OLLAMA_CONFORMANCE_EXAMPLES``, default 25)."""
+    """How many examples each property draws: ``--conformance-examples``, else the
+    ``OLLAMA_CONFORMANCE_EXAMPLES`` environment variable, else 25."""
+    configured = _RUN_EXAMPLES.get()
+    if configured is not None:
+        return configured
     raw = os.environ.get(EXAMPLES_ENV, "").strip()
     if not raw:
         return DEFAULT_EXAMPLES

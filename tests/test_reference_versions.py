@@ -46,7 +46,7 @@ CHAT = [{"role": "user", "content": "hi"}]
 # (id, version, path, body, status, expected JSON)
 CASES: list[tuple[str, str, str, Any, int, Any]] = [
     ("version", "0.9.0", "/api/version", None, 200, {"version": "0.9.0"}),
-    # generate: invalid name 404 until 0.17.6, 400 after (§7.3)
+    # generate: invalid name 404 until v0.17.7, 400 from v0.17.8-rc0 (§7.3, git tag scan)
     (
         "gen-invalid-0.12",
         "0.12.11",
@@ -79,7 +79,7 @@ CASES: list[tuple[str, str, str, Any, int, Any]] = [
         404,
         _err("model '' not found"),
     ),
-    # chat: not-found wording changed in 0.11.5; invalid name in 0.17.6 (§8.3)
+    # chat: not-found wording changed in v0.12.0-rc0; invalid name in v0.17.8-rc0 (§8.3)
     (
         "chat-missing-0.9",
         "0.9.0",
@@ -112,7 +112,7 @@ CASES: list[tuple[str, str, str, Any, int, Any]] = [
         404,
         _err("model 'nope' not found"),
     ),
-    # show: invalid name 500 until 0.20; not-found text changed at 0.30 (§6)
+    # show: invalid name 500 before v0.17.8-rc0; not-found text changed at 0.30 (§6)
     ("show-invalid-0.12", "0.12.11", "/api/show", {"model": "a:"}, 500, _err("invalid model path")),
     (
         "show-missing-0.20",
@@ -133,7 +133,7 @@ CASES: list[tuple[str, str, str, Any, int, Any]] = [
         400,
         _err("model is required"),
     ),
-    # embed: missing name through the scheduler before 0.17.6 (§9.2)
+    # embed: missing name through the scheduler before v0.17.8-rc0 (§9.2)
     (
         "embed-empty-0.12",
         "0.12.0",

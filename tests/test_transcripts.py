@@ -67,12 +67,9 @@ RERECORD = "re-record: ollama-conformance transcripts record --version v{v} --ou
 #: listed so that a new difference still fails. An entry that no longer differs fails the test
 #: (remove it). These are NOT explanations; explanations live in differential-<version>.toml.
 OPEN_REFERENCE_BUGS: dict[str, dict[tuple[str, str], str]] = {
-    version: {
-        ("embed.empty-string", "status"): 'real answers 500 for input [""]; reference 200',
-        ("embed.empty-string", "error"): "real: Failed to create new sequence: no input provided",
-        ("generate.debug-render", "done_reason"): "reference ignores _debug_render_only",
-        ("generate.debug-render", "shape"): "reference ignores _debug_render_only",
-    }
+    # None open: embed.empty-string (500 "no input provided") and generate.debug-render
+    # (_debug_render_only) were fixed in the reference server.
+    version: {}
     for version in ("0.24.0", "0.12.11")
 }
 

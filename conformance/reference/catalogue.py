@@ -16,13 +16,13 @@ from the GGUF, capabilities come from the metadata and template exactly as for u
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from .ggufinfo import GGUFFacts, facts_from_parts
 from .ggufwrite import U32, F32Value, Tensor, gguf_bytes
+from .gojson import GoMap, dumps
 from .names import ModelName, parse_name
 from .store import (
     MEDIA_CONFIG,
@@ -184,7 +184,7 @@ def build(entry: CatalogueModel) -> tuple[list[Blob], Blob, GGUFFacts]:
     if entry.system:
         blobs.append(_blob(MEDIA_SYSTEM, entry.system.encode()))
     if entry.parameters:
-        blobs.append(_blob(MEDIA_PARAMS, json.dumps(entry.parameters).encode()))
+        blobs.append(_blob(MEDIA_PARAMS, params_blob(entry.parameters)))
     blobs.append(_blob(MEDIA_LICENSE, _LICENSE.encode()))
     config = config_blob(
         family=entry.architecture,
@@ -195,6 +195,22 @@ def build(entry: CatalogueModel) -> tuple[list[Blob], Blob, GGUFFacts]:
     return blobs, config, facts
 
 
+#: ``ConfigV2``'s optional fields, in struct order: they sit between ``file_type`` and the fields
+#: the image spec requires, and Go leaves them out when empty.
+_CONFIG_OPTIONAL = (
+    "renderer",
+    "parser",
+    "requires",
+    "remote_host",
+    "remote_model",
+    "capabilities",
+    "context_length",
+    "embedding_length",
+    "base_name",
+    "draft",
+)
+
+
 def config_blob(
     *,
     family: str,
@@ -203,20 +219,48 @@ def config_blob(
     diff_ids: list[str],
     extra: dict[str, Any] | None = None,
 ) -> Blob:
-    """The image config layer Ollama keeps next to the layers (model format, family, ...)."""
+    """The image config layer Ollama keeps next to the layers (model format, family, ...).
+
+    Written byte for byte like Ollama's ``json.Encoder`` writes its ``ConfigV2``: struct field
+    order, empty optional fields left out, one trailing newline. The config's size counts in
+    ``/api/tags`` ``size``, so this is what makes that number equal real Ollama's.
+    """
+    extra = dict(extra or {})
     doc: dict[str, Any] = {
         "model_format": "gguf",
         "model_family": family,
         "model_families": [family] if family else None,
         "model_type": parameter_size,
         "file_type": file_type,
-        "architecture": "amd64",
-        "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
     }
-    if extra:
-        doc.update(extra)
-    return _blob(MEDIA_CONFIG, json.dumps(doc, separators=(",", ":")).encode())
+    for key in _CONFIG_OPTIONAL:
+        value = extra.pop(key, None)
+        if value not in (None, "", [], {}, 0):
+            doc[key] = value
+    doc |= {"architecture": "amd64", "os": "linux"}
+    doc |= extra  # anything else a caller records (none today) stays readable
+    doc["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
+    return _blob(MEDIA_CONFIG, dumps(doc) + b"\n")
+
+
+def params_blob(params: dict[str, Any]) -> bytes:
+    """The params layer as Ollama's ``json.Encoder`` writes the map: sorted keys, a newline."""
+    return dumps(GoMap(params)) + b"\n"
+
+
+def messages_blob(messages: list[dict[str, Any]]) -> bytes:
+    """The messages layer: ``api.Message`` values (role and content always, the rest if set)."""
+    out = []
+    for message in messages:
+        item: dict[str, Any] = {
+            "role": message.get("role") or "",
+            "content": message.get("content") or "",
+        }
+        for key in ("thinking", "images", "tool_calls", "tool_name", "tool_call_id"):
+            if message.get(key) not in (None, "", []):
+                item[key] = message[key]
+        out.append(item)
+    return dumps(out) + b"\n"
 
 
 def _blob(media_type: str, data: bytes) -> Blob:

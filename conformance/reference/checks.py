@@ -17,8 +17,12 @@ from .responses import error_response
 
 
 def think_string_error(config: ReferenceConfig, think: object) -> Response | None:
-    """0.12 - 0.17.6: a level string on a non-gpt-oss model is refused (§7.3 step 8)."""
-    if isinstance(think, str) and config.at_least("0.12.0") and not config.at_least("0.17.7"):
+    """v0.11.0-rc0 to v0.17.6: a level string on a non-gpt-oss model is refused (§7.3 step 8).
+
+    The range is the one the wording has in Ollama's git trees (the facts sheet says 0.12).
+    """
+    refused = config.at_least("0.11.0-rc0") and not config.at_least("0.17.7-rc0")
+    if isinstance(think, str) and refused:
         return error_response(f"think value {go_quote(think)} is not supported for this model", 400)
     return None
 
@@ -27,9 +31,9 @@ def resolve_think(
     config: ReferenceConfig, model: Model, think: bool | str | None, request_model: str
 ) -> tuple[bool | str | None, Response | None]:
     """0.12.5+: thinking models default to ``think: true``; others refuse a truthy ``think``."""
-    if not config.at_least("0.9.0"):
+    if not config.at_least("0.9.0-rc0"):
         return None, None  # 0.6 has no think field
-    if not config.at_least("0.12.5"):
+    if not config.at_least("0.12.5-rc0"):
         return think, None  # checked as a capability at scheduling time (see required_caps)
     if model.has("thinking"):
         return (True if think is None else think), None
@@ -40,7 +44,7 @@ def resolve_think(
 
 def required_caps(config: ReferenceConfig, think: bool | str | None, *extra: str) -> list[str]:
     caps = ["completion", *extra]
-    if config.at_least("0.9.0") and not config.at_least("0.12.5") and think_enabled(think):
+    if config.at_least("0.9.0-rc0") and not config.at_least("0.12.5-rc0") and think_enabled(think):
         caps.append("thinking")
     return caps
 

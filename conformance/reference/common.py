@@ -37,9 +37,23 @@ async def bind_request(request: Request, kind: str) -> dict[str, Any] | Response
 
 
 def clean_name(raw: str, config: ReferenceConfig) -> str:
-    """0.17.6+ trims whitespace and strips ``:local`` before parsing (§21)."""
-    return strip_source_suffix(raw) if config.at_least("0.17.6") else raw
+    """v0.17.8-rc0+ trims whitespace and strips ``:local`` before parsing (§21).
+
+    That is where the ``modelref`` parsing first is in Ollama's git trees; the facts sheet's 0.17.6
+    was early: the v0.17.6 and v0.17.7 trees still have the old checks.
+    """
+    return strip_source_suffix(raw) if config.at_least("0.17.8-rc0") else raw
 
 
 def parsed(raw: str, config: ReferenceConfig) -> ModelName:
     return parse_name(clean_name(raw, config))
+
+
+def spelled_as_stored(name: ModelName, stored: ModelName) -> bool:
+    """Whether ``name`` names the stored model with the exact same case.
+
+    Most handlers resolve a name case-insensitively first (``getExistingName``), but a few look
+    the manifest up by the path of the name as sent, which on Linux (where real Ollama was
+    recorded) only finds it when every part is spelled as stored.
+    """
+    return name.parts == stored.parts

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,11 @@ class Job:
     prompt_ids: list[int]
     rate: float
     want_context: bool = False
+    #: Set for a model that is tokenized for real: ``context`` is then what Ollama sends, the
+    #: server's tokenization of the rendered prompt plus the emitted text (so no EOS, and a cut
+    #: stop string is not in it either). Otherwise prompt and output ids are joined.
+    context_of: Callable[[str], list[int]] | None = None
+    prompt_text: str = ""
     shift: bool | None = None
     logprobs: bool = False
     top_logprobs: int = 0
@@ -147,9 +152,12 @@ async def _events(job: Job, shapes: ChunkShapes) -> AsyncGenerator[dict[str, Any
         if job.shift is False:
             limit = min(limit, max(num_ctx - prompt_count, 0))
         stats = engine.RunStats()
+        emitted: list[str] = []
         async for emission in engine.run(
             job.plan, job.options, rate=job.rate, limit=limit, stats=stats
         ):
+            if emission.kind == "content":
+                emitted.append(emission.text)
             yield shapes.chunk(emission)
         if stats.aborted:
             return  # the repeat guard: no done:true object at all (§18.5)
@@ -162,7 +170,11 @@ async def _events(job: Job, shapes: ChunkShapes) -> AsyncGenerator[dict[str, Any
             "eval_count": stats.eval_count,
             "eval_duration": stats.eval_duration_ns if stats.eval_count else 0,
         }
-        context = job.prompt_ids + stats.output_ids if job.want_context else None
+        context: list[int] | None = None
+        if job.want_context and job.context_of is not None:
+            context = job.context_of(job.prompt_text + "".join(emitted))
+        elif job.want_context:
+            context = job.prompt_ids + stats.output_ids
         yield shapes.final(stats.done_reason, metrics, context)
     finally:
         job.release()
@@ -240,6 +252,42 @@ async def runner_error(message: str, stream: bool, state: ReferenceState) -> Res
         yield StreamError(message)
 
     return await ndjson_stream(one(), state.config)
+
+
+#: The llama.cpp runner's refusal of a prompt or embedding input that tokenizes to nothing (before
+#: 0.30); the server passes its status (500) and text on.
+NO_INPUT = "Failed to create new sequence: no input provided"
+
+
+def renders_to_nothing(config: Any, prompt_ids: list[int]) -> bool:
+    """Whether the runner refuses a tiny GGUF's rendered prompt for having no tokens.
+
+    Only the tiny GGUFs are tokenized for real (their tokenizer adds no BOS), and they are what
+    real Ollama was seen refusing with; the synthetic engine counts at least one token for any
+    prompt. What llama-server (0.30+) does with an empty prompt was not observed: it runs.
+    """
+    return not config.at_least("0.30.0") and not prompt_ids
+
+
+def debug_response(endpoint: str, request_model: str, rendered: str, images: int) -> Response:
+    """The ``_debug_render_only`` answer: the rendered prompt, without running the model.
+
+    Ollama answers with an otherwise empty response object: ``done`` is false, there is no
+    ``done_reason`` and no metric, and chat's ``message`` is the zero ``Message`` (both fields
+    empty, since neither is omitempty). ``image_count`` only appears when images were sent.
+    The answer is one JSON object even when streaming was asked for.
+    """
+    out: dict[str, Any] = {"model": request_model, "created_at": rfc3339_utc()}
+    if endpoint == "chat":
+        out["message"] = {"role": "", "content": ""}
+    else:
+        out["response"] = ""
+    out["done"] = False
+    info: dict[str, Any] = {"rendered_template": rendered}
+    if images:
+        info["image_count"] = images
+    out["_debug_info"] = info
+    return json_response(out)
 
 
 def load_response(endpoint: str, request_model: str, reason: str, config: Any) -> Response:

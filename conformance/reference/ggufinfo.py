@@ -8,7 +8,8 @@ catalogue builds the same facts straight from the metadata it writes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,17 +19,49 @@ from .gojson import F32, GoMap
 
 GGUF_MAGIC = b"GGUF"
 
-#: ``general.file_type`` → the quantization name Ollama displays (subset without the gguf import).
-_FILE_TYPES = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 14: "Q4_K_S", 15: "Q4_K_M"}
-_FILE_TYPES |= {
-    8: "Q5_0",
-    9: "Q5_1",
-    10: "Q2_K",
-    16: "Q5_K_S",
-    17: "Q5_K_M",
-    18: "Q6_K",
-    32: "BF16",
-}
+#: ``general.file_type`` → the quantization level Ollama displays, for the values every release
+#: since 0.6 names the same way. Ollama only trusts a file type above 0: an F32 file (0) or one
+#: without the key is "unknown" (``KV.FileType`` tests ``t > 0``), which is what real 0.12.11 and
+#: 0.24.0 show for the tiny F32 GGUFs.
+_FILE_TYPES = {1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K"}
+_FILE_TYPES |= {11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M"}
+_FILE_TYPES |= {16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K", 21: "Q2_K_S", 32: "BF16"}
+#: The i-quants, named before the quantizer moved to the Go backend (v0.6.9-rc0) and again once
+#: llama-server runs every GGUF (v0.30.0); in between they print as "unknown" (git tag scan).
+_IQ_TYPES = {19: "IQ2_XXS", 20: "IQ2_XS", 22: "IQ3_XS", 23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL"}
+_IQ_TYPES |= {26: "IQ3_S", 27: "IQ3_M", 28: "IQ2_S", 29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M"}
+#: Names that only some releases know: (value, name, since, until).
+_FILE_TYPE_SPANS = (
+    (4, "Q4_1_F16", "0.0.0", "0.6.9-rc0"),
+    (4, "MXFP4", "0.11.1", "0.30.0"),
+    (36, "TQ1_0", "0.30.0", None),
+    (37, "TQ2_0", "0.30.0", None),
+    (38, "MXFP4_MOE", "0.30.0", None),
+    (39, "NVFP4", "0.30.0", None),
+    (40, "Q1_0", "0.30.0", None),
+)
+
+
+def file_type_name(file_type: int | None, at_least: Callable[[str], bool] | None = None) -> str:
+    """The ``quantization_level`` Ollama derives from ``general.file_type``.
+
+    ``at_least`` is the emulated release's version test; without it the newest naming is used.
+    """
+    if file_type is None or file_type <= 0:
+        return "unknown"
+
+    def since(version: str) -> bool:
+        return True if at_least is None else at_least(version)
+
+    name = _FILE_TYPES.get(file_type)
+    if name is not None:
+        return name
+    if file_type in _IQ_TYPES:
+        return _IQ_TYPES[file_type] if not since("0.6.9-rc0") or since("0.30.0") else "unknown"
+    for value, span_name, first, until in _FILE_TYPE_SPANS:
+        if value == file_type and since(first) and (until is None or not since(until)):
+            return span_name
+    return "unknown"
 
 
 class NotGGUF(ValueError):
@@ -58,10 +91,8 @@ class GGUFFacts:
 
     @property
     def quantization_level(self) -> str:
-        file_type = self.file_type
-        if file_type is None:
-            return ""
-        return _FILE_TYPES.get(file_type) or _gguf_file_type_name(file_type)
+        """The newest releases' name; :func:`file_type_name` picks one for another release."""
+        return file_type_name(self.file_type)
 
     @property
     def parameter_size(self) -> str:
@@ -95,15 +126,17 @@ class GGUFFacts:
     def model_info(self, *, verbose: bool, keep_arrays: bool) -> GoMap:
         """``/api/show``'s ``model_info`` (§6): the KV without ``general.name`` and the template.
 
-        Without ``verbose``, array values are written as ``null`` (0.9+); ``keep_arrays`` keeps
-        them, which is what 0.6 did for arrays up to 1024 items.
+        Without ``verbose`` (0.9+) Ollama decodes arrays with a size limit of 0, so an array
+        longer than that is written as ``null`` while an empty one still fits and stays ``[]``
+        (real 0.24.0: ``tokenizer.ggml.merges: []``). ``keep_arrays`` is 0.6's limit of 1024.
         """
         info = GoMap()
+        limit = 1024 if keep_arrays else 0
         for key, value in self.kv.items():
             if key in ("general.name", "tokenizer.chat_template"):
                 continue
             if key in self.arrays and not verbose:
-                info[key] = value if keep_arrays and len(value) <= 1024 else None
+                info[key] = value if len(value) <= limit else None
             else:
                 info[key] = value
         info["general.parameter_count"] = self.parameter_count
@@ -133,14 +166,24 @@ class GGUFFacts:
         return cls(kv, arrays, tensors, int(data.get("parameter_count", 0)))
 
 
-def human_number(count: int) -> str:
-    """A parameter count as Ollama shows it: ``8.0B``, ``1.24M``, ``74.18K``, ``812``."""
-    for scale, unit, decimals in ((1e9, "B", 1), (1e6, "M", 2), (1e3, "K", 2)):
+def human_number(count: int, *, legacy: bool = False) -> str:
+    """A parameter count the way Ollama's ``format.HumanNumber`` prints it (``parameter_size``).
+
+    Billions keep one decimal and millions two, unless the value is whole; thousands are always
+    rounded to a whole number, so the tiny models' 74,176 parameters are ``74K`` (as real 0.12.11
+    and 0.24.0 show). ``legacy`` is the rule before v0.1.35: every unit rounded (half away from
+    zero) to a whole number, and a unit only for counts strictly above it.
+    """
+    for scale, unit, decimals in ((10**9, "B", 1), (10**6, "M", 2), (10**3, "K", 0)):
+        if legacy:
+            if count > scale:
+                return f"{math.floor(count / scale + 0.5)}{unit}"
+            continue
         if count >= scale:
             value = count / scale
-            if value == int(value):
-                return f"{int(value)}{unit}"
-            return f"{value:.{decimals}f}{unit}"
+            if value == math.floor(value):
+                return f"{value:.0f}{unit}"
+            return f"{value:.{decimals}f}{unit}"  # Go's %.Nf rounds like Python's format
     return str(count)
 
 
@@ -203,15 +246,3 @@ def read_facts(path: Path) -> GGUFFacts:
         count += int(tensor.n_elements)
     del reader  # release the memory map
     return GGUFFacts(kv, arrays, tensors, count)
-
-
-def _gguf_file_type_name(file_type: int) -> str:
-    try:
-        from gguf import LlamaFileType
-    except ImportError:  # pragma: no cover - gguf is a dependency
-        return "unknown"
-    try:
-        name = LlamaFileType(file_type).name
-    except ValueError:
-        return "unknown"
-    return "F32" if name == "ALL_F32" else name.removeprefix("MOSTLY_")

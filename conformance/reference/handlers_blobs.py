@@ -30,9 +30,15 @@ async def head_blob(request: Request) -> Response:
 
 
 def _headless(response: Response) -> Response:
-    # net/http drops a HEAD response's body; the status and headers still go out.
+    """The error answer without its body, the way Go's net/http answers a HEAD request.
+
+    The handler still writes its JSON; net/http discards the bytes but has already counted them,
+    so ``Content-Length`` is the length of the dropped body (real: 102 for an absent blob, 33 for
+    a malformed digest) and no byte follows the headers.
+    """
+    length = len(response.body)
     response.body = b""
-    response.headers["content-length"] = "0"
+    response.headers["content-length"] = str(length)
     return response
 
 

@@ -1,8 +1,8 @@
 """``POST /api/chat`` in Ollama's order of checks (reference facts §8.3).
 
-Differences from generate: an empty model is ``400 model is required``; since 0.11.5 a missing
-model is ``404 model 'x' not found`` (before that the scheduler said ``model "x" not found, try
-pulling it first``); ``tools`` require the ``tools`` capability; empty ``messages`` means load.
+Differences from generate: an empty model is ``400 model is required``; since v0.12.0-rc0 a
+missing model is ``404 model 'x' not found`` (before that the scheduler said ``model "x" not found,
+try pulling it first``); ``tools`` require the ``tools`` capability; empty ``messages`` means load.
 Roles are never validated (they were lower-cased while binding).
 """
 
@@ -16,8 +16,16 @@ from starlette.responses import Response
 
 from . import engine
 from .checks import capability_error, required_caps, resolve_think, think_string_error
-from .common import bind_request, clean_name, now_ns, state_of
-from .completion import Job, load_response, respond, runner_error
+from .common import bind_request, clean_name, now_ns, spelled_as_stored, state_of
+from .completion import (
+    NO_INPUT,
+    Job,
+    debug_response,
+    load_response,
+    renders_to_nothing,
+    respond,
+    runner_error,
+)
 from .gojson import go_quote
 from .gotemplate import TemplateExecError
 from .names import parse_name
@@ -73,20 +81,28 @@ async def chat(request: Request) -> Response:
     keep_alive = req["keep_alive"]
     name_text = clean_name(raw_model, config)
     name = parse_name(name_text)
-    early_lookup = config.at_least("0.11.5")
-    # Before 0.11.5 the unload check came first and looked the model up by itself.
+    # The lookup before scheduling came with v0.12.0-rc0 (git tag scan: 0.11.x still let the
+    # scheduler say "not found, try pulling it first"). Until v0.15.5-rc5 it read the manifest
+    # by the name as sent, so a differently-cased name of an installed model was "not found"
+    # (real 0.12.11) although generate accepts it; from then on it uses the resolved name.
+    early_lookup = config.at_least("0.12.0-rc0")
+    exact_case = not config.at_least("0.15.5-rc5")
+    # Before that the unload check came first and looked the model up by itself, also by the
+    # name as sent.
     if not early_lookup and not messages and is_zero_keep_alive(config, keep_alive, chat=True):
         found = state.find(name) if name.valid else None
-        if found is None:
+        if found is None or not spelled_as_stored(name, found.name):
             return error_response(f"model '{raw_model}' not found", 404)
         state.scheduler.unload(found)
         return load_response("chat", raw_model, "unload", config)
     if not name_text.strip():
         return error_response("model is required", 400)
     if not name.valid:
-        message = "invalid model name" if config.at_least("0.17.6") else "model is required"
+        message = "invalid model name" if config.at_least("0.17.8-rc0") else "model is required"
         return error_response(message, 400)
     model = state.find(name)
+    if model is not None and early_lookup and exact_case:
+        model = model if spelled_as_stored(name, model.name) else None
     if model is None:
         if early_lookup:
             return error_response(f"model '{name_text}' not found", 404)
@@ -95,9 +111,6 @@ async def chat(request: Request) -> Response:
         state.scheduler.unload(model)
         return load_response("chat", raw_model, "unload", config)
     think = req.get("think")
-    refused = think_string_error(config, think)
-    if refused is not None:
-        return refused
     think, refused = resolve_think(config, model, think, raw_model)
     if refused is not None:
         return refused
@@ -119,11 +132,6 @@ async def chat(request: Request) -> Response:
         return load_response("chat", raw_model, "load", config)
     stream = req["stream"] is not False
     try:
-        fmt = parse_format(req["format"])
-    except FormatError as exc:
-        state.scheduler.release(loaded, keep_alive)
-        return await runner_error(str(exc), stream, state)
-    try:
         text = chat_prompt(
             template_text=model.template,
             messages=messages,
@@ -131,12 +139,34 @@ async def chat(request: Request) -> Response:
             model_messages=model.messages,
             tools=req["tools"],
             think=think,
+            merge_tools=not config.at_least("0.9.6-rc0"),
+            mark_images=not model.config.get("renderer"),
         )
     except TemplateExecError as exc:
         state.scheduler.release(loaded, keep_alive)
         return error_response(str(exc), 500)
+    # Debug rendering (v0.11.5-rc3+) answers the prompt instead of running it.
+    if req.get("_debug_render_only"):
+        state.scheduler.release(loaded, keep_alive)
+        count = sum(len(m.get("images") or []) for m in messages)
+        return debug_response("chat", raw_model, text, count)
+    # Chat refuses a think level string only now, after rendering (0.11 to 0.17.6); generate
+    # does it before looking at the model at all.
+    refused = think_string_error(config, req.get("think"))
+    if refused is not None:
+        state.scheduler.release(loaded, keep_alive)
+        return refused
+    # format is the runner's to validate, after all of the above.
+    try:
+        fmt = parse_format(req["format"])
+    except FormatError as exc:
+        state.scheduler.release(loaded, keep_alive)
+        return await runner_error(str(exc), stream, state)
     if tiny is not None:
         prompt_ids = tiny.encode(text)
+        if renders_to_nothing(config, prompt_ids):
+            state.scheduler.release(loaded, keep_alive)
+            return await runner_error(NO_INPUT, stream, state)
         plan = engine.plan_weights(tiny, prompt_ids, options, loaded.num_ctx)
     else:
         prompt_ids = engine.prompt_tokens(text)

@@ -15,7 +15,6 @@ layer`` for new template/system/params/messages/license blobs, then ``writing ma
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,14 @@ from . import catalogue
 from .bodies import json_kind
 from .common import bind_request, parsed, state_of
 from .config import ReferenceConfig
-from .ggufinfo import GGUFFacts, NotGGUF, read_facts, starts_with_magic
+from .ggufinfo import (
+    GGUFFacts,
+    NotGGUF,
+    file_type_name,
+    human_number,
+    read_facts,
+    starts_with_magic,
+)
 from .handlers_transfer import pull_events
 from .model import Model
 from .names import ModelName
@@ -48,7 +54,7 @@ from .store import (
 )
 from .templates import TemplateError, check_template
 
-_QUANT_TYPES = {"F32": 0, "F16": 1, "Q4_K_S": 14, "Q4_K_M": 15, "Q8_0": 7}
+_QUANT_TYPES = {"F32": 0, "F16": 1, "Q4_K_S": 14, "Q4_K_M": 15, "Q8_0": 7, "BF16": 32}
 _INFO_STRINGS = ("model_family", "base_name", "quantization_level", "parameter_size")
 _INFO_COUNTS = ("context_length", "embedding_length")
 
@@ -186,7 +192,9 @@ async def _from_model(
     inherited = (MEDIA_MODEL, MEDIA_PROJECTOR, MEDIA_ADAPTER)
     for layer in base.stored.manifest.layers:
         if layer.media_type in inherited:
-            draft.layers.append(layer)
+            # Ollama re-creates each inherited layer with the base's display name as its origin,
+            # which /api/show then reports as parent_model (real: "conformance-tiny-stop:latest").
+            draft.layers.append(Layer(layer.media_type, layer.digest, layer.size, source.shortest))
             draft.statuses.append({"status": f"using existing layer {layer.digest}"})
     recorded = base.config.get("capabilities")
     if isinstance(recorded, list):
@@ -221,8 +229,12 @@ async def _from_files(
             return
         state.store.remember_facts(digest, facts)
         size = path.stat().st_size
+        # Up to 0.30 the layer keeps the uploaded blob and names the file it was read from (the
+        # blob's path under the model store); from 0.30 llama-quantize writes a new layer that
+        # names no origin.
+        origin = "" if config.at_least("0.30.0") else str(path)
         if facts.architecture == "clip" or str(facts.kv.get("general.type", "")) == "projector":
-            draft.layers.append(Layer(MEDIA_PROJECTOR, digest, size))
+            draft.layers.append(Layer(MEDIA_PROJECTOR, digest, size, origin))
             draft.statuses.append({"status": f"using existing layer {digest}"})
             continue
         if config.at_least("0.30.0"):
@@ -234,7 +246,7 @@ async def _from_files(
                 "completed": size,
             }
             yield {"status": "verifying conversion"}
-        layer = Layer(MEDIA_MODEL, digest, size)
+        layer = Layer(MEDIA_MODEL, digest, size, origin)
         if req["quantize"] or req["quantization"]:
             result = await _quantize(state, req, facts, path)
             if isinstance(result, StreamError):
@@ -273,22 +285,28 @@ async def _quantize(
 ) -> tuple[Layer, GGUFFacts, list[Event]] | StreamError:
     config = state.config
     wanted = str(req["quantize"] or req["quantization"]).upper()
-    if wanted not in _QUANT_TYPES:
-        if config.at_least("0.32.0"):
+    # The Go quantizer (v0.6.9-rc0+) also takes "Q4_K" for Q4_K_M; its error lists the types.
+    go_backend = config.at_least("0.6.9-rc0")
+    target = "Q4_K_M" if wanted == "Q4_K" and go_backend else wanted
+    if target not in _QUANT_TYPES:
+        if go_backend:
             return StreamError(
                 f"unsupported quantization type {wanted} - supported types are "
                 "F32, F16, Q4_K_S, Q4_K_M, Q8_0"
             )
         return StreamError(f"unknown fileType: {wanted}")
-    source = facts.quantization_level
-    allowed = {"F16", "F32", "BF16"} if config.at_least("0.32.0") else {"F16", "F32"}
+    # The source is judged by the name Ollama gives its file type, so an F32 GGUF whose
+    # general.file_type is 0 counts as "unknown" and is refused, as in Ollama.
+    source = file_type_name(facts.file_type, config.at_least)
+    bf16 = config.at_least("0.22.1-rc0")  # BF16 sources accepted from v0.22.1 (git tag scan)
+    allowed = {"F16", "F32", "BF16"} if bf16 else {"F16", "F32"}
     if source not in allowed:
-        which = "F16, BF16 and F32" if config.at_least("0.32.0") else "F16 and F32"
+        which = "F16, BF16 and F32" if bf16 else "F16 and F32"
         return StreamError(f"quantization is only supported for {which} models")
-    data = await asyncio.to_thread(_with_file_type, path, _QUANT_TYPES[wanted])
+    data = await asyncio.to_thread(_with_file_type, path, _QUANT_TYPES[target])
     layer = state.store.write_blob(data)
     new_facts = GGUFFacts(
-        dict(facts.kv, **{"general.file_type": _QUANT_TYPES[wanted]}),
+        dict(facts.kv, **{"general.file_type": _QUANT_TYPES[target]}),
         set(facts.arrays),
         list(facts.tensors),
         facts.parameter_count,
@@ -351,10 +369,9 @@ def _text_layers(state: ReferenceState, req: dict[str, Any], draft: _Draft) -> S
     if system:
         pieces.append((MEDIA_SYSTEM, system.encode()))
     if params:
-        pieces.append((MEDIA_PARAMS, json.dumps(params).encode()))
+        pieces.append((MEDIA_PARAMS, catalogue.params_blob(params)))
     if messages:
-        clean = [{k: v for k, v in m.items() if v not in ("", None, [])} for m in messages]
-        pieces.append((MEDIA_MESSAGES, json.dumps(clean).encode()))
+        pieces.append((MEDIA_MESSAGES, catalogue.messages_blob(messages)))
     for text in licenses:
         pieces.append((MEDIA_LICENSE, text.encode()))
     for media_type, data in pieces:
@@ -386,11 +403,12 @@ def _manifest(
             extra[key] = req[key]
     blob = catalogue.config_blob(
         family=family,
-        parameter_size=facts.parameter_size if facts else "",
-        file_type=facts.quantization_level if facts else "",
+        parameter_size=human_number(facts.parameter_count, legacy=not config.at_least("0.1.35-rc1"))
+        if facts
+        else "",
+        file_type=file_type_name(facts.file_type, config.at_least) if facts else "",
         diff_ids=[layer.digest for layer in draft.layers],
         extra=extra,
     )
     state.store.write_blob(blob.data)
-    del config
     return Manifest(blob.layer, list(draft.layers))

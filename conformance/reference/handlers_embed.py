@@ -15,7 +15,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from . import embedder
-from .common import bind_request, clean_name, now_ns, state_of
+from .common import bind_request, clean_name, now_ns, spelled_as_stored, state_of
+from .completion import NO_INPUT
 from .config import ReferenceConfig
 from .gojson import F32, go_quote
 from .model import Model
@@ -27,11 +28,29 @@ NO_EMBEDDINGS = "This server does not support embeddings. Start it with `--embed
 
 
 def _too_long_message(config: ReferenceConfig) -> str:
-    if config.at_least("0.20.0"):
+    """``truncate: false`` overflow wording; ranges from the git trees (requirements catalogue).
+
+    From v0.13.3-rc0 the handler passes the runner's message on; from v0.12.0-rc1 to v0.13.2 the
+    server said it itself, in two wordings over time.
+    """
+    if config.at_least("0.13.3-rc0"):
         return "the input length exceeds the context length"
-    if config.at_least("0.12.0"):
+    if config.at_least("0.12.0-rc1"):
         return "input exceeds maximum context length"
     return "input length exceeds maximum context length"
+
+
+def _no_input_error(config: ReferenceConfig) -> Response:
+    """The runner's refusal of an input without tokens, as the embed handler reports it.
+
+    Real 0.12.11 and 0.24.0 answer ``input: [""]`` this way: the tiny GGUF adds no BOS token.
+
+    Up to v0.6.0 the handler put the Go error value itself into ``gin.H``, which marshals as
+    ``{}``; from v0.6.1-rc0 it sends the runner's text (trimmed of http.Error's newline).
+    """
+    if not config.at_least("0.6.1-rc0"):
+        return json_response({"error": {}}, 500)
+    return error_response(NO_INPUT, 500)
 
 
 def _inputs(value: Any) -> list[str] | None:
@@ -43,6 +62,18 @@ def _inputs(value: Any) -> list[str] | None:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return list(value)
     return None
+
+
+def _no_tokens(unit: Any, tiny: Any) -> bool:
+    """Whether an input tokenizes to nothing.
+
+    A tiny GGUF is tokenized for real (its tokenizer adds no BOS). The catalogue's GGUFs declare
+    a gpt2-style tokenizer without ``add_bos_token``, for which llama.cpp adds no BOS either, so
+    there only the empty text has no tokens.
+    """
+    if tiny is not None:
+        return len(unit) == 0
+    return unit == ""
 
 
 def _not_found(raw: str) -> Response:
@@ -63,7 +94,7 @@ async def embed(request: Request) -> Response:
     raw_model: str = req["model"]
     name_text = clean_name(raw_model, config)
     name = parse_name(name_text)
-    if config.at_least("0.17.6"):
+    if config.at_least("0.17.8-rc0"):
         if not name_text:
             return error_response("model '' not found", 404)
         if not name.valid:
@@ -105,6 +136,11 @@ async def embed(request: Request) -> Response:
             count += tokens
         if _refuses_embedding(model, config):
             return error_response(NO_EMBEDDINGS, 501)
+        if not config.at_least("0.30.0") and any(_no_tokens(unit, tiny) for unit in units):
+            # The llamarunner (before 0.30) cannot start a sequence without tokens. From 0.30
+            # llama-server embeds; what it answers for an empty text was not observed, so the
+            # reference keeps embedding it there.
+            return _no_input_error(config)
         if config.prompt_rate > 0:
             await asyncio.sleep(count / config.prompt_rate)
         width = model.embedding_length
@@ -146,10 +182,12 @@ async def embeddings(request: Request) -> Response:
     if not name_text:
         return error_response("model is required", 400)
     if not name.valid:
-        message = "invalid model name" if config.at_least("0.17.6") else "model is required"
+        message = "invalid model name" if config.at_least("0.17.8-rc0") else "model is required"
         return error_response(message, 400)
     model = state.find(name)
-    if model is None:
+    # The legacy endpoint never resolves the name case-insensitively: its manifest lookup uses
+    # the name as sent (seen in every release's handler, v0.5.2 to v0.32.15).
+    if model is None or not spelled_as_stored(name, model.name):
         return _not_found(raw_model)
     try:
         options = parse_options(config, model.parameters, req["options"])

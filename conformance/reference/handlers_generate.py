@@ -10,8 +10,18 @@ from starlette.responses import Response
 from . import engine
 from .checks import capability_error, required_caps, resolve_think, think_string_error
 from .common import bind_request, clean_name, now_ns, state_of
-from .completion import Job, load_response, respond, runner_error
+from .completion import (
+    NO_INPUT,
+    Job,
+    debug_response,
+    load_response,
+    renders_to_nothing,
+    respond,
+    runner_error,
+)
+from .config import ReferenceConfig
 from .gotemplate import TemplateExecError
+from .model import Model
 from .names import parse_name
 from .options import (
     FormatError,
@@ -35,6 +45,17 @@ def _context_prefix(context: list[int] | None, tiny: TinyModel | None) -> str:
     return "".join(f"<{t}>" for t in context)  # synthetic ids only stand for themselves
 
 
+def _image_style(config: ReferenceConfig, model: Model, own_template: bool) -> str:
+    """How the emulated release marks images in the prompt (see ``render.generate_prompt``).
+
+    v0.12.6-rc0 renders a generate like a chat (unless the request brings its own template), and
+    a model with a renderer gets no markers at all.
+    """
+    if not config.at_least("0.12.6-rc0"):
+        return "messages"
+    return "none" if own_template or model.config.get("renderer") else "tags"
+
+
 async def generate(request: Request) -> Response:
     started = now_ns()
     state = state_of(request)
@@ -48,10 +69,10 @@ async def generate(request: Request) -> Response:
     # 3-4. Model name and lookup; the error echoes the name as sent.
     raw_model: str = req["model"]
     name_text = clean_name(raw_model, config)
-    shown = name_text if config.at_least("0.17.6") else raw_model
+    shown = name_text if config.at_least("0.17.8-rc0") else raw_model
     name = parse_name(name_text)
     if not name_text.strip() or not name.valid:
-        if name_text.strip() and config.at_least("0.17.6"):
+        if name_text.strip() and config.at_least("0.17.8-rc0"):
             return error_response("invalid model name", 400)
         return error_response(f"model '{shown}' not found", 404)
     model = state.find(name)
@@ -107,10 +128,18 @@ async def generate(request: Request) -> Response:
             has_context=req["context"] is not None,
             raw=req["raw"],
             think=think,
+            images=len(req["images"] or []),
+            image_style=_image_style(config, model, bool(req["template"])),
+            merge_tools=not config.at_least("0.9.6-rc0"),
         )
     except TemplateExecError as exc:
         state.scheduler.release(loaded, keep_alive)
         return error_response(str(exc), 500)
+    # 13b. Debug rendering (v0.11.5-rc3+): the prompt is answered instead of being run; the model
+    # was loaded all the same, and format is only checked by the runner afterwards.
+    if req.get("_debug_render_only"):
+        state.scheduler.release(loaded, keep_alive)
+        return debug_response("generate", raw_model, text, len(req["images"] or []))
     stream = req["stream"] is not False
     try:
         fmt = parse_format(req["format"])
@@ -119,6 +148,9 @@ async def generate(request: Request) -> Response:
         return await runner_error(str(exc), stream, state)
     if tiny is not None:
         prompt_ids = tiny.encode(text)
+        if renders_to_nothing(config, prompt_ids):
+            state.scheduler.release(loaded, keep_alive)
+            return await runner_error(NO_INPUT, stream, state)
         plan = engine.plan_weights(tiny, prompt_ids, options, loaded.num_ctx)
     else:
         images = [hashlib.sha256(i).hexdigest() for i in req["images"] or []]
@@ -142,6 +174,8 @@ async def generate(request: Request) -> Response:
         prompt_ids=prompt_ids,
         rate=config.token_rate_for(model.name.shortest, raw_model),
         want_context=not req["raw"],
+        context_of=(lambda t: tiny.encode(t, add_special=False)) if tiny is not None else None,
+        prompt_text=text,
         shift=req.get("shift"),
         logprobs=bool(req.get("logprobs")),
         top_logprobs=int(req.get("top_logprobs") or 0),

@@ -76,21 +76,34 @@ class Model:
     def has(self, capability: str) -> bool:
         return capability in self.capabilities
 
-    def details(self, *, with_lengths: bool = False) -> dict[str, Any]:
-        """``details`` as in ``/api/tags`` and ``/api/show`` (all fields always present, §4)."""
+    @property
+    def parent_model(self) -> str:
+        """The model layer's origin (``from`` in the manifest): what ``/api/show`` reports."""
+        layer = self.stored.manifest.layer(MEDIA_MODEL)
+        return layer.origin if layer is not None else ""
+
+    def details(self, *, with_lengths: bool = False, parent: bool = True) -> dict[str, Any]:
+        """``details`` as in ``/api/tags``, ``/api/show`` and ``/api/ps`` (all fields present, §4).
+
+        Like Ollama, the sizes and levels come from the config written at create time (so they
+        keep the emulated release's formatting); the GGUF is only a fallback for a config
+        without them. ``parent`` fills ``parent_model`` (``/api/show``); the lists leave it empty.
+        """
         family = self.family
         facts = self.facts
+        model_type = self.config.get("model_type")
+        file_type = self.config.get("file_type")
+        if not isinstance(model_type, str):
+            model_type = facts.parameter_size if facts else ""
+        if not isinstance(file_type, str):
+            file_type = facts.quantization_level if facts else ""
         details: dict[str, Any] = {
-            "parent_model": str(self.config.get("parent_model", "")),
+            "parent_model": self.parent_model if parent else "",
             "format": str(self.config.get("model_format", "gguf")),
             "family": family,
             "families": [family] if family else None,
-            "parameter_size": facts.parameter_size
-            if facts
-            else str(self.config.get("model_type", "")),
-            "quantization_level": facts.quantization_level
-            if facts
-            else str(self.config.get("file_type", "")),
+            "parameter_size": model_type,
+            "quantization_level": file_type,
         }
         if with_lengths and facts is not None:
             details["context_length"] = self.context_length
@@ -160,14 +173,18 @@ def derive_capabilities(model: Model, config: ReferenceConfig) -> list[str]:
         caps.add("embedding")
     else:
         caps.add("completion")
-    if config.at_least("0.9.0"):
-        if model.has_projector or (facts is not None and facts.has_vision):
-            caps.add("vision")
+    # Vision from the GGUF's vision.block_count since v0.6.4-rc0, from a projector layer since
+    # v0.6.8-rc0; capabilities recorded in the config count since v0.12.0-rc0 (git tag scan).
+    if facts is not None and facts.has_vision and config.at_least("0.6.4-rc0"):
+        caps.add("vision")
+    if model.has_projector and config.at_least("0.6.8-rc0"):
+        caps.add("vision")
+    if config.at_least("0.12.0-rc0"):
         recorded = model.config.get("capabilities")
         if isinstance(recorded, list):
             caps |= {c for c in recorded if isinstance(c, str)}
     template_caps = template_capabilities(model.template)
-    if not config.at_least("0.9.0"):
+    if not config.at_least("0.9.0-rc0"):
         template_caps.discard("thinking")
     caps |= template_caps
     if config.at_least("0.30.0") and not model.template and facts is not None:

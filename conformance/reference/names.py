@@ -104,7 +104,7 @@ def parse_name(text: str) -> ModelName:
 
 
 def strip_source_suffix(text: str) -> str:
-    """0.17.6+ trims whitespace and honours a ``:local`` suffix (force the local copy, §21).
+    """v0.17.8-rc0+ trims whitespace and honours a ``:local`` suffix (force the local copy, §21).
 
     Cloud suffixes would be proxied to ollama.com; the reference server never uses the network,
     so they are left in place and simply resolve like any other (absent) name.

@@ -171,12 +171,14 @@ def is_zero_keep_alive(config: ReferenceConfig, ns: int | None, *, chat: bool) -
 
 def think_levels(config: ReferenceConfig) -> tuple[str, ...]:
     return (
-        ("high", "medium", "low", "max") if config.at_least("0.21.3") else ("high", "medium", "low")
+        ("high", "medium", "low", "max")
+        if config.at_least("0.21.3-rc0")
+        else ("high", "medium", "low")
     )
 
 
 def think_parser(config: ReferenceConfig) -> Any:
-    """``ThinkValue.UnmarshalJSON`` (0.12+): a bool or a level string."""
+    """``ThinkValue.UnmarshalJSON`` (v0.11.0-rc0+): a bool or a level string."""
     levels = think_levels(config)
     listed = ", ".join(f'"{level}"' for level in levels)
 
@@ -189,7 +191,8 @@ def think_parser(config: ReferenceConfig) -> Any:
             raise ValueError(
                 f"invalid think value: {go_quote(value)} (must be {listed}, true, or false)"
             )
-        if config.at_least("0.12.11"):
+        # The type error names true and false too from v0.12.4-rc7 (git tag scan).
+        if config.at_least("0.12.4-rc7"):
             raise ValueError(f"think must be a boolean or string ({listed}, true, or false)")
         raise ValueError(f"think must be a boolean or string ({listed})")
 

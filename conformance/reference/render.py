@@ -11,6 +11,12 @@
   model's own messages (unless ``context`` is given), then the user prompt.
 * Chat prepends the model's messages, and the model's system prompt unless the chat already
   starts with a system message.
+* Images become ``[img-N]`` markers in their message's text (the first ``[img]`` in the text is
+  replaced, otherwise the marker is put in front), numbered across the conversation.
+* Before the template runs, consecutive messages of one role are merged into one, their texts
+  joined by a blank line (tool results stay apart from v0.9.6-rc0). Real 0.24.0 renders the
+  messages ``user a``, ``user b`` through ``{{ range .Messages }}{{ .Content }}{{ end }}`` as
+  ``"a\n\nb"``.
 """
 
 from __future__ import annotations
@@ -36,6 +42,44 @@ def _think_values(think: bool | str | None) -> dict[str, Any]:
     return {"Think": think_enabled(think), "ThinkLevel": level, "IsThinkSet": think is not None}
 
 
+def collate(messages: Sequence[dict[str, Any]], *, merge_tools: bool) -> list[dict[str, Any]]:
+    """Ollama's ``collate``: runs of one role become one message, texts joined by a blank line.
+
+    The merged message keeps the first message's other fields. ``merge_tools`` is the behaviour
+    before v0.9.6-rc0, which merged consecutive tool results too.
+    """
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        role = message.get("role")
+        if out and out[-1].get("role") == role and (merge_tools or role != "tool"):
+            joined = str(out[-1].get("content") or "") + "\n\n" + str(message.get("content") or "")
+            out[-1] = {**out[-1], "content": joined}
+        else:
+            out.append(dict(message))
+    return out
+
+
+def tag_images(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``[img-N]`` markers for the images of each message (``chatPrompt``), N counted across all."""
+    count = 0
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        images = message.get("images") or []
+        if not images:
+            out.append(message)
+            continue
+        prefix, content = "", str(message.get("content") or "")
+        for _ in images:
+            marker = f"[img-{count}]"
+            count += 1
+            if "[img]" in content:
+                content = content.replace("[img]", marker, 1)
+            else:
+                prefix += marker
+        out.append({**message, "content": prefix + content})
+    return out
+
+
 def execute(
     template: GoTemplate,
     messages: Sequence[dict[str, Any]],
@@ -44,12 +88,14 @@ def execute(
     prompt: str = "",
     suffix: str = "",
     think: bool | str | None = None,
+    merge_tools: bool = False,
 ) -> str:
-    """Ollama's ``Template.Execute``."""
+    """Ollama's ``Template.Execute`` (collating the messages first)."""
     extra = _think_values(think)
     if prompt and suffix:
         return template.execute({"Prompt": prompt, "Suffix": suffix, "Response": "", **extra})
     system = "\n\n".join(str(m.get("content") or "") for m in messages if m.get("role") == "system")
+    messages = collate(messages, merge_tools=merge_tools)
     if template.uses("Messages"):
         data = {
             "System": system,
@@ -92,8 +138,17 @@ def generate_prompt(
     has_context: bool,
     raw: bool,
     think: bool | str | None,
+    images: int = 0,
+    image_style: str = "tags",
+    merge_tools: bool = False,
 ) -> str:
-    """The rendered prompt of a generate request (without the ``context`` prefix)."""
+    """The rendered prompt of a generate request (without the ``context`` prefix).
+
+    ``image_style`` is how the release marks ``images``: ``"tags"`` (v0.12.6-rc0+, rendered like
+    a chat: the user message gets ``[img-N]`` markers), ``"messages"`` (before: one user message
+    ``[img-N]`` per image in front of the prompt, merged with it by the collation) or ``"none"``
+    (v0.12.6-rc0+ with a template given in the request, which is executed as it is).
+    """
     if raw:
         return prompt
     template = parsed_template(template_text)
@@ -104,8 +159,14 @@ def generate_prompt(
         messages.append({"role": "system", "content": system})
     if not has_context:
         messages.extend(model_messages)
-    messages.append({"role": "user", "content": prompt})
-    return execute(template, messages, think=think)
+    if image_style == "messages":
+        messages += [{"role": "user", "content": f"[img-{n}]"} for n in range(images)]
+    user: dict[str, Any] = {"role": "user", "content": prompt}
+    if image_style == "tags" and images:
+        user = tag_images([{**user, "images": [b""] * images}])[0]
+        del user["images"]
+    messages.append(user)
+    return execute(template, messages, think=think, merge_tools=merge_tools)
 
 
 def chat_prompt(
@@ -116,8 +177,15 @@ def chat_prompt(
     model_messages: Sequence[dict[str, Any]],
     tools: Sequence[Any] | None,
     think: bool | str | None,
+    merge_tools: bool = False,
+    mark_images: bool = True,
 ) -> str:
+    """The rendered prompt of a chat; ``mark_images`` is off for models with a renderer."""
     convo = [*model_messages, *messages]
     if system and not (convo and convo[0].get("role") == "system"):
         convo = [{"role": "system", "content": system}, *convo]
-    return execute(parsed_template(template_text), convo, tools=tools, think=think)
+    if mark_images:
+        convo = tag_images(convo)
+    return execute(
+        parsed_template(template_text), convo, tools=tools, think=think, merge_tools=merge_tools
+    )

@@ -183,9 +183,9 @@ TOOLS = Slice(
 
 
 def _think_type(config: ReferenceConfig) -> GoType | None:
-    if not config.at_least("0.9.0"):
+    if not config.at_least("0.9.0-rc0"):
         return None  # 0.6: no such field, silently ignored
-    if not config.at_least("0.12.0"):
+    if not config.at_least("0.11.0-rc0"):  # ThinkValue's first tag (git tag scan)
         return Pointer(BOOL)
     return Custom("api.ThinkValue", think_parser(config))
 
@@ -205,7 +205,8 @@ def _structs(version: str) -> dict[str, Struct]:
         "shift": Pointer(BOOL) if config.at_least("0.12.6") else None,
         "logprobs": BOOL if newer_1211 else None,
         "top_logprobs": INT if newer_1211 else None,
-        "_debug_render_only": BOOL if config.at_least("0.12.0") else None,
+        # v0.11.5-rc3 (git tag scan; the facts sheet says 0.12)
+        "_debug_render_only": BOOL if config.at_least("0.11.5-rc3") else None,
     }
     generate = Struct(
         "GenerateRequest",
@@ -252,7 +253,7 @@ def _structs(version: str) -> dict[str, Struct]:
                 "input": ANY,
                 "keep_alive": keep_alive,
                 "truncate": Pointer(BOOL),
-                "dimensions": INT if config.at_least("0.12.0") else None,
+                "dimensions": INT if config.at_least("0.11.11-rc0") else None,  # git tag scan
                 "options": OPTIONS,
             }
         ),

@@ -42,10 +42,29 @@ class StreamError:
 Event = Mapping[str, Any] | StreamError
 
 
+#: How much of a handler's output Go's net/http holds back before it must send the headers.
+GO_BUFFER = 2048
+
+
 def json_response(value: Any, status: int = 200, content_type: str = JSON_UTF8) -> Response:
-    return Response(
-        dumps(value), status_code=status, media_type=None, headers={"Content-Type": content_type}
-    )
+    return sized_response(dumps(value), status, content_type)
+
+
+def sized_response(body: bytes, status: int, content_type: str) -> Response:
+    """A body framed the way net/http frames one ``c.JSON`` write.
+
+    A body that fits net/http's 2 KiB buffer is still there when the handler returns, so it
+    goes out with a ``Content-Length``; a longer one forces the headers out first and is sent
+    chunked (real Ollama's ``/api/show`` answers carry no ``Content-Length``).
+    """
+    headers = {"Content-Type": content_type}
+    if len(body) <= GO_BUFFER:
+        return Response(body, status_code=status, media_type=None, headers=headers)
+    return StreamingResponse(_once(body), status_code=status, headers=headers)
+
+
+async def _once(body: bytes) -> AsyncIterator[bytes]:
+    yield body
 
 
 def error_response(message: str, status: int, content_type: str = JSON_UTF8) -> Response:
@@ -74,8 +93,11 @@ async def ndjson_stream(events: AsyncGenerator[Event, None], config: ReferenceCo
     except StopAsyncIteration:
         return Response(b"", status_code=200, headers={"Content-Type": NDJSON})
     if isinstance(first, StreamError) and config.at_least("0.12.6"):
+        # Written inside gin's c.Stream, which flushes after every step: chunked, however short.
         await events.aclose()
-        return error_response(first.message, first.status or 500, JSON_PLAIN)
+        text = dumps({"error": first.message})
+        headers = {"Content-Type": JSON_PLAIN}
+        return StreamingResponse(_once(text), status_code=first.status or 500, headers=headers)
 
     async def body() -> AsyncIterator[bytes]:
         item: Event | None = first

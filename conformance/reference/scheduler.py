@@ -25,6 +25,14 @@ class Loaded:
     num_ctx: int
     expires_ns: int  # wall-clock nanoseconds
     active: int = 0
+    #: The context size asked for (or defaulted), before the clamp to the model's trained length.
+    #: ``/api/ps`` reported this one until v0.15.5-rc0 (real 0.12.11: 4096 for a model trained
+    #: on 2048 tokens), the size the runner really uses from then on (real 0.24.0: 2048).
+    configured_ctx: int = 0
+
+    @property
+    def reported_ctx(self) -> int:
+        return self.configured_ctx or self.num_ctx
 
 
 def default_num_ctx(config: ReferenceConfig) -> int:
@@ -57,16 +65,20 @@ class Scheduler:
         key = model.name.key
         lock = self._locks.setdefault(key, asyncio.Lock())
         num_ctx = self.effective_num_ctx(model, requested_ctx)
+        configured = requested_ctx if requested_ctx > 0 else default_num_ctx(self.config)
         async with lock:
             self._expire()
             entry = self._loaded.get(key)
             stale = entry is not None and (
-                entry.num_ctx != num_ctx or entry.model.digest_hex != model.digest_hex
+                entry.num_ctx != num_ctx
+                or entry.configured_ctx != configured
+                or entry.model.digest_hex != model.digest_hex
             )
             if entry is None or stale:
                 if load_time > 0:
                     await asyncio.sleep(load_time)
-                entry = Loaded(model, num_ctx, time.time_ns() + self.config.keep_alive_ns)
+                expires = time.time_ns() + self.config.keep_alive_ns
+                entry = Loaded(model, num_ctx, expires, configured_ctx=configured)
                 self._loaded[key] = entry
             entry.active += 1
             return entry

@@ -17,7 +17,13 @@ from .config import ReferenceConfig
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # Go's net package turns Nagle's algorithm off on every TCP connection, so Ollama's small
+    # stream chunks leave at once. asyncio would do the same for accepted sockets, but only for
+    # sockets whose protocol is IPPROTO_TCP: a socket made with protocol 0 (what accepted sockets
+    # inherit by default) kept Nagle on. Naming the protocol, and setting the option on the
+    # listener (Linux hands it on to accepted connections), gets TCP_NODELAY everywhere.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(128)
